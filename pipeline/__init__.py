@@ -1,0 +1,1 @@
+"""leanline's pipeline: configuration, wiring and runners."""

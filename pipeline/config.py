@@ -1,0 +1,308 @@
+"""leanline's one typed configuration, loaded from YAML and validated on load.
+
+Every error names the file and the dotted key, so a person can fix the YAML
+without reading this module. Relative paths are resolved against the YAML
+file's directory; `package:<dist>/<path>` names a file shipped inside an
+installed Python package (the taxi CSV in the tfx wheel, for instance).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+PACKAGE_PREFIX = "package:"
+MODEL_FAMILIES = ("tabular", "taxi", "digits")
+BUNDLED_DATASETS = ("taxi", "penguins", "digits")
+
+
+class ConfigError(ValueError):
+    """A configuration file is unreadable or invalid; the message says where and why."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
+PositiveInt = Annotated[int, Field(gt=0)]
+NonNegativeInt = Annotated[int, Field(ge=0)]
+
+
+class SplitConfig(_Strict):
+    """Hash-bucket split of the ingested rows: `train` and `eval` buckets out of their sum."""
+
+    train: PositiveInt = 4
+    eval: PositiveInt = 1
+
+
+class DataConfig(_Strict):
+    # A bundled dataset (materialized on demand, see pipeline/datasets.py) or a path.
+    bundled: Literal["taxi", "penguins", "digits"] | None = None
+    # A CSV/TFRecord file, or a directory of them; `package:<dist>/<path>` allowed.
+    path: str | None = None
+    format: Literal["csv", "tfrecord"] = "csv"
+    split: SplitConfig = SplitConfig()
+    # Curated schema kept in the repo (ImportSchemaGen); when absent SchemaGen infers one.
+    schema_path: str | None = Field(default=None, alias="schema")
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> DataConfig:
+        if (self.bundled is None) == (self.path is None):
+            raise ValueError("set exactly one of `bundled` (taxi, penguins, digits) or `path`")
+        if self.bundled and self.format != "csv":
+            raise ValueError("bundled datasets are CSV; drop `format` or use `path`")
+        return self
+
+
+class LabelConfig(_Strict):
+    # The raw column the label comes from (family taxi derives "big tipper" from it).
+    column: str
+    # Number of classes; 2 means one sigmoid output, more means softmax.
+    num_classes: Annotated[int, Field(ge=2)] = 2
+
+
+class FeaturesConfig(_Strict):
+    # Floats, z-scored; missing values imputed with the mean.
+    numeric: list[str] = []
+    # Numbers bucketized into N quantile buckets: {column: N}.
+    bucketized: dict[str, PositiveInt] = {}
+    # Strings (or ids), mapped through a vocabulary of the most frequent values.
+    categorical: list[str] = []
+    # Integers in [0, N), used as they are: {column: N}.
+    categorical_int: dict[str, PositiveInt] = {}
+
+    def all_columns(self) -> list[str]:
+        return [*self.numeric, *self.bucketized, *self.categorical, *self.categorical_int]
+
+    @model_validator(mode="after")
+    def _disjoint(self) -> FeaturesConfig:
+        columns = self.all_columns()
+        repeated = sorted({c for c in columns if columns.count(c) > 1})
+        if repeated:
+            raise ValueError(f"columns listed under more than one feature kind: {repeated}")
+        return self
+
+
+class ModelConfig(_Strict):
+    # models.<family>: preprocessing.preprocessing_fn and model.run_fn.
+    family: Literal["tabular", "taxi", "digits"]
+    features: FeaturesConfig = FeaturesConfig()
+    label: LabelConfig
+    hidden_units: list[PositiveInt] = [64, 32]
+    vocab_size: PositiveInt = 1000
+    oov_buckets: PositiveInt = 10
+
+    @model_validator(mode="after")
+    def _features_for_tabular(self) -> ModelConfig:
+        if self.family != "digits" and not self.features.all_columns():
+            raise ValueError(
+                f"model family {self.family!r} needs at least one feature in `features`"
+            )
+        if self.label.column in self.features.all_columns():
+            raise ValueError(f"label column {self.label.column!r} is also listed as a feature")
+        return self
+
+
+class StrategyConfig(_Strict):
+    # default: one device (CPU or one GPU); mirrored: all local GPUs; tpu; multi_worker (TF_CONFIG).
+    kind: Literal["default", "mirrored", "tpu", "multi_worker"] = "default"
+    tpu_address: str | None = None
+
+    @model_validator(mode="after")
+    def _tpu_address(self) -> StrategyConfig:
+        if self.kind == "tpu" and not self.tpu_address:
+            raise ValueError(
+                "strategy `tpu` needs `tpu_address` (e.g. grpc://10.0.0.2:8470 or a TPU name)"
+            )
+        return self
+
+
+class TrainingConfig(_Strict):
+    epochs: PositiveInt = 5
+    batch_size: PositiveInt = 128
+    learning_rate: Annotated[float, Field(gt=0)] = 1e-3
+    # Upper bound on steps per epoch; None means one pass over the train split.
+    steps_per_epoch: PositiveInt | None = None
+    strategy: StrategyConfig = StrategyConfig()
+
+
+class PruningConfig(_Strict):
+    enabled: bool = True
+    target_sparsity: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.8
+    schedule: Literal["polynomial", "constant"] = "polynomial"
+    begin_step: NonNegativeInt = 0
+    # None: end of the fine-tuning epochs.
+    end_step: PositiveInt | None = None
+    # Which supported layers to prune: all of them, only Dense or only Conv2D.
+    layers: Literal["all", "dense", "conv"] = "all"
+
+
+class CompressionConfig(_Strict):
+    enabled: bool = True
+    pruning: PruningConfig = PruningConfig()
+    quantization: Literal["none", "dynamic", "int8_ptq", "qat", "pqat"] = "int8_ptq"
+    fine_tune_epochs: PositiveInt = 3
+    # Train-split examples fed to the converter to calibrate int8 ranges.
+    representative_examples: PositiveInt = 256
+    # Rows of the eval split used for the report's accuracy and latency figures.
+    report_examples: PositiveInt = 2000
+
+
+class ThresholdsConfig(_Strict):
+    # The TFMA metric the gate reads (a metric listed in `metrics`).
+    metric: str = "accuracy"
+    # Absolute lower bound on the overall slice.
+    min_value: Fraction = 0.5
+    # How much the compressed model may lose against the uncompressed one of the same run.
+    max_drop_vs_uncompressed: Fraction = 0.005
+    # How much it may lose against the last blessed model.
+    max_drop_vs_blessed: Fraction = 0.01
+
+
+class EvaluationConfig(_Strict):
+    # tf_keras metric class names, computed by TFMA.
+    metrics: list[str] = ["BinaryAccuracy", "AUC", "ExampleCount"]
+    # Feature columns to slice by; the overall slice is always computed.
+    slices: list[list[str]] = []
+    thresholds: ThresholdsConfig = ThresholdsConfig()
+
+
+class ServingConfig(_Strict):
+    # TF Serving's batching parameters (batching.config).
+    max_batch_size: PositiveInt = 128
+    batch_timeout_micros: NonNegativeInt = 2000
+    max_enqueued_batches: PositiveInt = 100
+    num_batch_threads: PositiveInt = 4
+    # Eval examples written as warm-up requests into assets.extra.
+    warmup_requests: NonNegativeInt = 16
+    # Kubernetes.
+    replicas: PositiveInt = 1
+    max_replicas: PositiveInt = 4
+    cpu: str = "1"
+    memory: str = "2Gi"
+    model_base_path: str = "/models"
+
+
+class KubeflowConfig(_Strict):
+    image: str = "leanline:latest"
+    pipeline_root: str = "gs://your-bucket/leanline"
+    # Beam args for data components on the cluster (Dataflow, Flink, Spark runner options).
+    beam_pipeline_args: list[str] = []
+
+
+class LeanlineConfig(_Strict):
+    name: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,62}$")]
+    data: DataConfig
+    model: ModelConfig
+    training: TrainingConfig = TrainingConfig()
+    compression: CompressionConfig = CompressionConfig()
+    evaluation: EvaluationConfig = EvaluationConfig()
+    serving: ServingConfig = ServingConfig()
+    kubeflow: KubeflowConfig = KubeflowConfig()
+    # Beam args for local runs; in_memory beats multi_processing on a small machine.
+    beam_pipeline_args: list[str] = ["--direct_running_mode=in_memory", "--direct_num_workers=1"]
+    # Where runs write (MLMD, artifacts, serving/, tflite/); relative to the working
+    # directory, default output/<name>. Other relative paths resolve against the YAML.
+    output_dir: str | None = None
+    # Directory of the YAML file; relative paths resolve against it.
+    config_dir: str = Field(default=".", exclude=True)
+
+    def resolve(self, path: str) -> str:
+        """Absolute path for a config path: `package:` URIs, ~, and paths relative to the YAML."""
+        return resolve_path(path, Path(self.config_dir))
+
+    @property
+    def output_path(self) -> Path:
+        return Path(self.output_dir or Path("output") / self.name).expanduser().resolve()
+
+    @property
+    def serving_model_dir(self) -> Path:
+        """TF Serving's model base path: one numbered version directory per push."""
+        return self.output_path / "serving" / self.name
+
+    @property
+    def tflite_model_dir(self) -> Path:
+        return self.output_path / "tflite" / self.name
+
+    @property
+    def label_key(self) -> str:
+        return self.model.label.column
+
+    def with_overrides(self, **changes: Any) -> LeanlineConfig:
+        """A copy with top-level fields replaced, validated like the original."""
+        data = self.model_dump(by_alias=True)
+        data.update(changes)
+        return LeanlineConfig.model_validate({**data, "config_dir": self.config_dir})
+
+
+def resolve_path(path: str, base: Path) -> str:
+    if path.startswith(PACKAGE_PREFIX):
+        dist, _, inner = path[len(PACKAGE_PREFIX) :].partition("/")
+        spec = importlib.util.find_spec(dist)
+        if spec is None or not spec.submodule_search_locations:
+            raise ConfigError(f"package {dist!r} in {path!r} is not installed")
+        return str(Path(next(iter(spec.submodule_search_locations))) / inner)
+    expanded = Path(os.path.expanduser(path))
+    return str(expanded if expanded.is_absolute() else (base / expanded).resolve())
+
+
+def _format_errors(source: str, error: ValidationError) -> str:
+    lines = [f"{source}: invalid configuration"]
+    for item in error.errors():
+        key = ".".join(str(part) for part in item["loc"]) or "(top level)"
+        message = item["msg"].removeprefix("Value error, ")
+        if item["type"] == "extra_forbidden":
+            message = "unknown key (check its spelling and nesting)"
+        elif item["type"] == "missing":
+            message = "required key is missing"
+        elif "input" in item and item["type"] not in ("value_error",):
+            message = f"{message} (got {item['input']!r})"
+        lines.append(f"  {key}: {message}")
+    return "\n".join(lines)
+
+
+def _check_paths(config: LeanlineConfig, source: str) -> None:
+    checks = [("data.path", config.data.path), ("data.schema", config.data.schema_path)]
+    for key, value in checks:
+        if value is None:
+            continue
+        resolved = config.resolve(value)
+        if not os.path.exists(resolved):
+            raise ConfigError(
+                f"{source}: invalid configuration\n  {key}: path does not exist: {resolved}"
+            )
+
+
+def load_config(path: str | os.PathLike[str], check_paths: bool = True) -> LeanlineConfig:
+    """Reads and validates a leanline YAML config; raises ConfigError naming file and key."""
+    source = str(path)
+    try:
+        text = Path(path).read_text()
+    except OSError as error:
+        raise ConfigError(f"{source}: cannot read config file: {error.strerror}") from error
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{source}: not valid YAML: {error}") from error
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: expected a mapping of keys at the top level")
+    if "config_dir" in raw:
+        raise ConfigError(
+            f"{source}: invalid configuration\n  config_dir: unknown key (check its spelling and nesting)"
+        )
+    raw["config_dir"] = str(Path(path).resolve().parent)
+    try:
+        config = LeanlineConfig.model_validate(raw)
+    except ValidationError as error:
+        raise ConfigError(_format_errors(source, error)) from None
+    if check_paths:
+        _check_paths(config, source)
+    return config
