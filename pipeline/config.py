@@ -10,18 +10,26 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from pipeline.errors import UserError
+
 PACKAGE_PREFIX = "package:"
 MODEL_FAMILIES = ("tabular", "taxi", "digits")
 BUNDLED_DATASETS = ("taxi", "penguins", "digits")
 
 
-class ConfigError(ValueError):
+def metric_name(class_name: str) -> str:
+    """TFMA's name for a tf_keras metric class: BinaryAccuracy -> binary_accuracy."""
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", class_name).lower().replace("a_u_c", "auc")
+
+
+class ConfigError(UserError, ValueError):
     """A configuration file is unreadable or invalid; the message says where and why."""
 
 
@@ -158,7 +166,7 @@ class CompressionConfig(_Strict):
 
 class ThresholdsConfig(_Strict):
     # The TFMA metric the gate reads (a metric listed in `metrics`).
-    metric: str = "accuracy"
+    metric: str = "binary_accuracy"
     # Absolute lower bound on the overall slice.
     min_value: Fraction = 0.5
     # How much the compressed model may lose against the uncompressed one of the same run.
@@ -173,6 +181,15 @@ class EvaluationConfig(_Strict):
     # Feature columns to slice by; the overall slice is always computed.
     slices: list[list[str]] = []
     thresholds: ThresholdsConfig = ThresholdsConfig()
+
+    @model_validator(mode="after")
+    def _gated_metric_is_computed(self) -> EvaluationConfig:
+        names = [metric_name(class_name) for class_name in self.metrics]
+        if self.thresholds.metric not in names:
+            raise ValueError(
+                f"thresholds.metric {self.thresholds.metric!r} is not among the computed metrics {names}"
+            )
+        return self
 
 
 class ServingConfig(_Strict):
@@ -226,11 +243,11 @@ class LeanlineConfig(_Strict):
     @property
     def serving_model_dir(self) -> Path:
         """TF Serving's model base path: one numbered version directory per push."""
-        return self.output_path / "serving" / self.name
+        return self.output_path / "serving" / self.name  # pipeline.pipeline.SERVING_DIR
 
     @property
     def tflite_model_dir(self) -> Path:
-        return self.output_path / "tflite" / self.name
+        return self.output_path / "tflite" / self.name  # pipeline.pipeline.TFLITE_DIR
 
     @property
     def label_key(self) -> str:
@@ -306,3 +323,13 @@ def load_config(path: str | os.PathLike[str], check_paths: bool = True) -> Leanl
     if check_paths:
         _check_paths(config, source)
     return config
+
+
+def custom_config(config: LeanlineConfig) -> dict[str, Any]:
+    """The JSON-able config sections that Transform, Trainer and Compressor receive."""
+    return {
+        "model": config.model.model_dump(),
+        "training": config.training.model_dump(),
+        "compression": config.compression.model_dump(),
+        "serving": config.serving.model_dump(),
+    }

@@ -16,6 +16,9 @@ import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from pipeline.config import LeanlineConfig
+from pipeline.errors import UserError
+
 TAXI_CSV = "tfx/examples/chicago_taxi_pipeline/data/simple/data.csv"
 DIGITS_PIXELS = 64
 
@@ -62,13 +65,37 @@ def _digits(data_dir: Path) -> Path:
 
     digits = load_digits()
     header = [f"pixel_{i}" for i in range(DIGITS_PIXELS)] + ["label"]
-    rows = ([*map(int, image), int(label)] for image, label in zip(digits.data, digits.target, strict=True))
+    rows = (
+        [*map(int, image), int(label)]
+        for image, label in zip(digits.data, digits.target, strict=True)
+    )
     return _write_csv_once(data_dir / "digits" / "digits.csv", header, rows)
 
 
-_BUNDLED: dict[str, Callable[[Path], Path]] = {"taxi": _taxi, "penguins": _penguins, "digits": _digits}
+_BUNDLED: dict[str, Callable[[Path], Path]] = {
+    "taxi": _taxi,
+    "penguins": _penguins,
+    "digits": _digits,
+}
 
 
 def bundled_csv(name: str, data_dir: Path) -> Path:
     """The CSV file of bundled dataset `name`, materialized under `data_dir` when needed."""
     return _BUNDLED[name](data_dir)
+
+
+def data_path(config: LeanlineConfig, output_dir: Path, override: str | None = None) -> str:
+    """The file or directory ExampleGen reads, checked to exist and hold data."""
+    if override:
+        path = Path(override).expanduser().resolve()
+    elif config.data.bundled:
+        path = bundled_csv(config.data.bundled, output_dir / "data")
+    else:
+        path = Path(config.resolve(config.data.path))
+    if not path.exists():
+        raise UserError(f"data path does not exist: {path}")
+    if path.is_dir() and not any(
+        p.is_file() and not p.name.startswith(".") for p in path.iterdir()
+    ):
+        raise UserError(f"data directory is empty: {path}")
+    return str(path)

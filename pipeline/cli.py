@@ -1,0 +1,97 @@
+"""`leanline`: run the pipeline, curate its schema, compile for Kubeflow, serve.
+
+Heavy imports (TensorFlow, TFX) happen inside the handlers, after logging is set
+up, so `leanline --help` is instant and TF's start-up noise can be silenced.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from pipeline.errors import UserError
+
+
+def _quiet_logs(verbose: bool) -> None:
+    """TF, absl and Beam log a lot at INFO; users see warnings unless --verbose."""
+    if verbose:
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
+    logging.getLogger().setLevel(logging.WARNING)
+    import absl.logging
+
+    absl.logging.set_verbosity(absl.logging.WARNING)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from pipeline.config import load_config
+    from pipeline.local_runner import run_local
+    from pipeline.summary import format_table
+
+    config = load_config(args.config)
+    if args.output_dir:
+        config = config.with_overrides(output_dir=args.output_dir)
+    run_summary = run_local(
+        config, data=args.data, beam_args=args.beam_arg, enable_cache=not args.no_cache
+    )
+    print(format_table(run_summary))
+    return 0
+
+
+def _schema(args: argparse.Namespace) -> int:
+    from pipeline.config import load_config
+    from pipeline.schema import write_inferred_schema
+
+    config = load_config(args.config, check_paths=False)
+    path = write_inferred_schema(config, args.output, data=args.data)
+    print(f"wrote the inferred schema to {path}; curate it, then point `data.schema` at it")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from kubeflow import cli as kubeflow_cli
+    from serving import cli as serving_cli
+
+    parser = argparse.ArgumentParser(prog="leanline", description=__doc__.splitlines()[0])
+    parser.add_argument("--verbose", action="store_true", help="show TensorFlow/TFX/Beam logs")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = commands.add_parser("run", help="run the whole pipeline locally")
+    run.add_argument("--config", required=True, help="YAML config, e.g. configs/taxi.yaml")
+    run.add_argument("--output-dir", help="overrides the config's output_dir")
+    run.add_argument("--data", help="CSV/TFRecord file or directory; overrides data in the config")
+    run.add_argument(
+        "--beam-arg", action="append", default=[], help="extra Beam pipeline arg (repeatable)"
+    )
+    run.add_argument("--no-cache", action="store_true", help="rerun every component")
+    run.set_defaults(handler=_run)
+
+    schema = commands.add_parser(
+        "schema", help="write the schema inferred from the data, to curate"
+    )
+    schema.add_argument("--config", required=True)
+    schema.add_argument("--output", required=True, help="schema.pbtxt to write")
+    schema.add_argument("--data", help="overrides data in the config")
+    schema.set_defaults(handler=_schema)
+
+    serving_cli.register(commands)
+    kubeflow_cli.register(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _quiet_logs(args.verbose)
+    try:
+        return args.handler(args)
+    except UserError as error:
+        print(f"leanline: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,111 @@
+"""Runs leanline's pipeline on this machine: LocalDagRunner, SQLite MLMD, Beam DirectRunner.
+
+Layout of an output directory:
+    metadata.sqlite   MLMD store (component cache, lineage, `leanline runs`)
+    pipeline/         TFX artifacts
+    data/             bundled datasets materialized as CSV
+    serving/<name>/   TF Serving model base path, one numbered version per push
+    tflite/<name>/    the pushed .tflite files, same versions
+    logs/             full traces of failed runs
+    run_summary.json  what the last run did
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import time
+import traceback
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from tfx import v1 as tfx
+
+from pipeline import summary
+from pipeline.config import LeanlineConfig
+from pipeline.datasets import data_path
+from pipeline.errors import UserError
+from pipeline.pipeline import create_pipeline
+
+METADATA_FILE = "metadata.sqlite"
+PIPELINE_ROOT = "pipeline"
+LOCK_FILE = ".leanline.lock"
+
+
+@contextlib.contextmanager
+def exclusive_output_dir(output_dir: Path) -> Iterator[None]:
+    """One run at a time per output directory: MLMD's SQLite store and the
+    serving directory are shared state. A second run is refused, not queued."""
+    output_dir.mkdir(parents=True, exist_ok=True)
+    with open(output_dir / LOCK_FILE, "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise UserError(
+                f"another leanline run is using {output_dir}; wait for it to finish "
+                "or pass a different --output-dir"
+            ) from None
+        lock.write(f"{os.getpid()}\n")
+        lock.flush()
+        yield
+
+
+def _log_failure(output_dir: Path, error: BaseException) -> Path:
+    log_dir = output_dir / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log_path = log_dir / f"run-{time.strftime('%Y%m%d-%H%M%S')}.log"
+    log_path.write_text("".join(traceback.format_exception(error)))
+    return log_path
+
+
+def _root_cause(error: BaseException) -> BaseException:
+    """TFX and Beam wrap executor errors; the innermost UserError is the one to show."""
+    seen = error
+    while seen is not None:
+        if isinstance(seen, UserError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return error
+
+
+def run_local(
+    config: LeanlineConfig,
+    *,
+    data: str | None = None,
+    beam_args: Sequence[str] = (),
+    enable_cache: bool = True,
+) -> summary.RunSummary:
+    """Runs the whole pipeline; returns (and writes) the run summary.
+
+    Raises UserError with a readable message when the run fails; the full trace
+    goes to <output>/logs/.
+    """
+    output_dir = config.output_path
+    with exclusive_output_dir(output_dir):
+        metadata_path = output_dir / METADATA_FILE
+        pipeline = create_pipeline(
+            config,
+            data_path=data_path(config, output_dir, data),
+            pipeline_root=str(output_dir / PIPELINE_ROOT),
+            metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
+                str(metadata_path)
+            ),
+            beam_pipeline_args=[*config.beam_pipeline_args, *beam_args],
+            enable_cache=enable_cache,
+        )
+        started = time.time()
+        failure: BaseException | None = None
+        try:
+            tfx.orchestration.LocalDagRunner().run(pipeline)
+        except Exception as error:  # noqa: BLE001 - translated for the user below
+            failure = error
+        run_summary = summary.summarize(config, metadata_path, wall_seconds=time.time() - started)
+        if failure is not None:
+            log_path = _log_failure(output_dir, failure)
+            cause = _root_cause(failure)
+            run_summary.error = f"{type(cause).__name__}: {cause}"
+            summary.write(run_summary, output_dir)
+            raise UserError(f"{cause}\n(full trace: {log_path})") from failure
+        summary.write(run_summary, output_dir)
+        return run_summary

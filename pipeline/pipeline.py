@@ -1,0 +1,184 @@
+"""The one place that wires leanline's TFX pipeline: config in, `tfx.dsl.Pipeline` out.
+
+Runners (pipeline/local_runner.py, kubeflow/runner.py) only choose where it runs.
+
+    ExampleGen -> StatisticsGen -> SchemaGen | ImportSchemaGen -> ExampleValidator -> DataGate
+      -> Transform -> Trainer -> Compressor
+      -> EvaluateCompression (compressed vs the run's uncompressed model)
+      -> [blessed] EvaluateVsBlessed (compressed vs the last pushed model) -> ServingPusher
+
+EvaluateVsBlessed runs only when the compression gate passed, and only its
+blessings feed the last-blessed resolver, so "last blessed" always means a model
+that passed both gates and was pushed.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+from ml_metadata.proto import metadata_store_pb2
+from tfx import v1 as tfx
+
+from components.compressor import Compressor
+from components.data_gate import DataGate
+from components.serving_pusher import ServingPusher
+from pipeline.config import LeanlineConfig, custom_config
+from pipeline.evaluation import eval_config
+
+EVALUATE_COMPRESSION = "EvaluateCompression"
+EVALUATE_VS_BLESSED = "EvaluateVsBlessed"
+LATEST_BLESSED_RESOLVER = "LatestBlessedModelResolver"
+SERVING_DIR = "serving"
+TFLITE_DIR = "tflite"
+
+
+def _input_config(data_path: str) -> tuple[str, tfx.proto.Input]:
+    """ExampleGen reads a directory; a single file becomes its directory plus a pattern."""
+    if data_path.endswith(("/", os.sep)) or os.path.isdir(data_path):
+        base, pattern = data_path.rstrip("/"), "*"
+    else:
+        base, pattern = os.path.dirname(data_path), os.path.basename(data_path)
+    return base, tfx.proto.Input(splits=[tfx.proto.Input.Split(name="all", pattern=pattern)])
+
+
+def _example_gen(config: LeanlineConfig, data_path: str) -> tfx.dsl.components.base.BaseComponent:
+    base, input_config = _input_config(data_path)
+    split = config.data.split
+    output_config = tfx.proto.Output(
+        split_config=tfx.proto.SplitConfig(
+            splits=[
+                tfx.proto.SplitConfig.Split(name="train", hash_buckets=split.train),
+                tfx.proto.SplitConfig.Split(name="eval", hash_buckets=split.eval),
+            ]
+        )
+    )
+    example_gen_class = (
+        tfx.components.CsvExampleGen
+        if config.data.format == "csv"
+        else tfx.components.ImportExampleGen
+    )
+    return example_gen_class(
+        input_base=base, input_config=input_config, output_config=output_config
+    )
+
+
+def create_pipeline(
+    config: LeanlineConfig,
+    *,
+    data_path: str,
+    pipeline_root: str,
+    metadata_connection_config: metadata_store_pb2.ConnectionConfig | None = None,
+    serving_root: str | None = None,
+    beam_pipeline_args: Sequence[str] = (),
+    enable_cache: bool = True,
+) -> tfx.dsl.Pipeline:
+    """The pipeline for `config`; pushes go to `<serving_root>/{serving,tflite}/<name>`
+    (default: the config's output directory)."""
+    family = config.model.family
+    model_custom_config = custom_config(config)
+    serving_root = serving_root or str(config.output_path)
+
+    example_gen = _example_gen(config, data_path)
+    examples = example_gen.outputs["examples"]
+    statistics_gen = tfx.components.StatisticsGen(examples=examples)
+    if config.data.schema_path:
+        schema_gen = tfx.components.ImportSchemaGen(
+            schema_file=config.resolve(config.data.schema_path)
+        )
+    else:
+        schema_gen = tfx.components.SchemaGen(
+            statistics=statistics_gen.outputs["statistics"], infer_feature_shape=False
+        )
+    schema = schema_gen.outputs["schema"]
+    example_validator = tfx.components.ExampleValidator(
+        statistics=statistics_gen.outputs["statistics"], schema=schema
+    )
+    data_gate = DataGate(anomalies=example_validator.outputs["anomalies"])
+
+    transform = tfx.components.Transform(
+        examples=examples,
+        schema=schema,
+        preprocessing_fn=f"models.{family}.preprocessing.preprocessing_fn",
+        custom_config=model_custom_config,
+    )
+    transform.add_upstream_node(data_gate)
+    trainer = tfx.components.Trainer(
+        run_fn=f"models.{family}.model.run_fn",
+        examples=transform.outputs["transformed_examples"],
+        transform_graph=transform.outputs["transform_graph"],
+        schema=schema,
+        train_args=tfx.proto.TrainArgs(splits=["train"]),
+        eval_args=tfx.proto.EvalArgs(splits=["eval"]),
+        custom_config=model_custom_config,
+    )
+    compressor = Compressor(
+        model=trainer.outputs["model"],
+        transform_graph=transform.outputs["transform_graph"],
+        examples=transform.outputs["transformed_examples"],
+        custom_config=model_custom_config,
+    )
+    compressed_model = compressor.outputs["compressed_model"]
+
+    evaluation = config.evaluation
+    evaluate_compression = tfx.components.Evaluator(
+        examples=examples,
+        model=compressed_model,
+        baseline_model=trainer.outputs["model"],
+        eval_config=eval_config(evaluation, evaluation.thresholds.max_drop_vs_uncompressed),
+    ).with_id(EVALUATE_COMPRESSION)
+
+    latest_blessed = tfx.dsl.Resolver(
+        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+        model=tfx.dsl.Channel(
+            type=tfx.types.standard_artifacts.Model,
+            producer_component_id=compressor.id,
+            output_key="compressed_model",
+        ),
+        model_blessing=tfx.dsl.Channel(
+            type=tfx.types.standard_artifacts.ModelBlessing,
+            producer_component_id=EVALUATE_VS_BLESSED,
+            output_key="blessing",
+        ),
+    ).with_id(LATEST_BLESSED_RESOLVER)
+
+    compression_blessing = evaluate_compression.outputs["blessing"]
+    with tfx.dsl.Cond(compression_blessing.future()[0].custom_property("blessed") == 1):
+        evaluate_vs_blessed = tfx.components.Evaluator(
+            examples=examples,
+            model=compressed_model,
+            baseline_model=latest_blessed.outputs["model"],
+            eval_config=eval_config(evaluation, evaluation.thresholds.max_drop_vs_blessed),
+        ).with_id(EVALUATE_VS_BLESSED)
+        pusher = ServingPusher(
+            model=compressed_model,
+            compression_blessing=compression_blessing,
+            model_blessing=evaluate_vs_blessed.outputs["blessing"],
+            examples=examples,
+            serving_model_dir=os.path.join(serving_root, SERVING_DIR, config.name),
+            tflite_model_dir=os.path.join(serving_root, TFLITE_DIR, config.name),
+            warmup_requests=config.serving.warmup_requests,
+            model_name=config.name,
+        )
+
+    return tfx.dsl.Pipeline(
+        pipeline_name=config.name,
+        pipeline_root=pipeline_root,
+        components=[
+            example_gen,
+            statistics_gen,
+            schema_gen,
+            example_validator,
+            data_gate,
+            transform,
+            trainer,
+            compressor,
+            evaluate_compression,
+            latest_blessed,
+            evaluate_vs_blessed,
+            pusher,
+        ],
+        enable_cache=enable_cache,
+        metadata_connection_config=metadata_connection_config,
+        beam_pipeline_args=list(beam_pipeline_args),
+    )

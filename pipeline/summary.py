@@ -1,0 +1,247 @@
+"""What a run did, read back from MLMD: `<output>/run_summary.json` and a table for people."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import ml_metadata as mlmd
+from ml_metadata.proto import metadata_store_pb2
+
+from pipeline.config import LeanlineConfig
+
+SUMMARY_FILE = "run_summary.json"
+_STATE_NAMES = {
+    metadata_store_pb2.Execution.COMPLETE: "complete",
+    metadata_store_pb2.Execution.CACHED: "cached",
+    metadata_store_pb2.Execution.FAILED: "failed",
+    metadata_store_pb2.Execution.RUNNING: "running",
+    metadata_store_pb2.Execution.CANCELED: "canceled",
+    metadata_store_pb2.Execution.NEW: "new",
+}
+
+
+@dataclasses.dataclass
+class ComponentRun:
+    id: str
+    status: str
+    seconds: float
+
+
+@dataclasses.dataclass
+class RunSummary:
+    pipeline: str
+    run_id: str | None
+    wall_seconds: float
+    components: list[ComponentRun]
+    # Gate decisions: {"EvaluateCompression": True, "EvaluateVsBlessed": False}.
+    blessings: dict[str, bool]
+    pushed: bool
+    pushed_version: str | None
+    pushed_path: str | None
+    not_pushed_reason: str | None
+    eval_metrics: dict[str, dict[str, float]]
+    rows: dict[str, int]
+    compression: dict[str, Any]
+    error: str | None = None
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
+
+
+def open_store(metadata_path: Path) -> mlmd.MetadataStore:
+    connection = metadata_store_pb2.ConnectionConfig()
+    connection.sqlite.filename_uri = str(metadata_path)
+    connection.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READONLY
+    return mlmd.MetadataStore(connection)
+
+
+def _custom(properties: Any, key: str) -> Any:
+    if key not in properties:
+        return None
+    value = properties[key]
+    return getattr(value, value.WhichOneof("value"))
+
+
+def _node_id(store: mlmd.MetadataStore, execution_id: int) -> str:
+    for context in store.get_contexts_by_execution(execution_id):
+        if context.type == "node":
+            return context.name.split(".", 1)[1]
+    return "?"
+
+
+def latest_run_context(
+    store: mlmd.MetadataStore, pipeline: str
+) -> metadata_store_pb2.Context | None:
+    runs = [
+        context
+        for context in store.get_contexts_by_type("pipeline_run")
+        if any(
+            parent.name == pipeline for parent in store.get_parent_contexts_by_context(context.id)
+        )
+    ] or store.get_contexts_by_type("pipeline_run")
+    return max(runs, key=lambda context: context.create_time_since_epoch, default=None)
+
+
+def _outputs(
+    store: mlmd.MetadataStore, execution_id: int
+) -> dict[str, list[metadata_store_pb2.Artifact]]:
+    """Output artifacts of an execution by output key."""
+    by_key: dict[str, list[int]] = {}
+    for event in store.get_events_by_execution_ids([execution_id]):
+        if event.type in (
+            metadata_store_pb2.Event.OUTPUT,
+            metadata_store_pb2.Event.DECLARED_OUTPUT,
+        ):
+            key = event.path.steps[0].key if event.path.steps else ""
+            by_key.setdefault(key, []).append(event.artifact_id)
+    ids = sorted({i for group in by_key.values() for i in group})
+    artifacts = {a.id: a for a in store.get_artifacts_by_id(ids)}
+    return {key: [artifacts[i] for i in group if i in artifacts] for key, group in by_key.items()}
+
+
+def _row_counts(statistics_uri: str) -> dict[str, int]:
+    from tensorflow_data_validation.utils import stats_util
+
+    rows = {}
+    for entry in sorted(os.listdir(statistics_uri)):
+        if entry.startswith("Split-"):
+            stats = stats_util.load_stats_binary(
+                os.path.join(statistics_uri, entry, "FeatureStats.pb")
+            )
+            rows[entry.removeprefix("Split-")] = sum(d.num_examples for d in stats.datasets)
+    return rows
+
+
+def _overall_metrics(evaluation_uri: str) -> dict[str, dict[str, float]]:
+    """Overall-slice metrics of the candidate and the baseline model from a TFMA result."""
+    import tensorflow_model_analysis as tfma
+
+    from pipeline.evaluation import BASELINE, CANDIDATE
+
+    metrics: dict[str, dict[str, float]] = {}
+    for model in (CANDIDATE, BASELINE):
+        result = tfma.load_eval_result(evaluation_uri, model_name=model)
+        for slice_key, by_output in result.slicing_metrics:
+            if slice_key:
+                continue
+            for by_sub_key in by_output.values():
+                for values in by_sub_key.values():
+                    metrics[model] = {
+                        name: value["doubleValue"]
+                        for name, value in values.items()
+                        if "doubleValue" in value
+                    }
+    return metrics
+
+
+def summarize(config: LeanlineConfig, metadata_path: Path, wall_seconds: float) -> RunSummary:
+    """The summary of the latest run recorded in `metadata_path`."""
+    from pipeline.pipeline import EVALUATE_COMPRESSION, EVALUATE_VS_BLESSED
+
+    run = RunSummary(
+        pipeline=config.name,
+        run_id=None,
+        wall_seconds=round(wall_seconds, 1),
+        components=[],
+        blessings={},
+        pushed=False,
+        pushed_version=None,
+        pushed_path=None,
+        not_pushed_reason=None,
+        eval_metrics={},
+        rows={},
+        compression={},
+    )
+    if not metadata_path.exists():
+        return run
+    store = open_store(metadata_path)
+    context = latest_run_context(store, config.name)
+    if context is None:
+        return run
+    run.run_id = context.name
+    executions = sorted(
+        store.get_executions_by_context(context.id), key=lambda e: e.create_time_since_epoch
+    )
+    for execution in executions:
+        node = _node_id(store, execution.id)
+        seconds = (
+            execution.last_update_time_since_epoch - execution.create_time_since_epoch
+        ) / 1000
+        run.components.append(
+            ComponentRun(
+                node, _STATE_NAMES.get(execution.last_known_state, "unknown"), round(seconds, 1)
+            )
+        )
+        outputs = _outputs(store, execution.id)
+        if node == "StatisticsGen" and outputs.get("statistics"):
+            run.rows = _row_counts(outputs["statistics"][0].uri)
+        elif node in (EVALUATE_COMPRESSION, EVALUATE_VS_BLESSED):
+            blessing = (outputs.get("blessing") or [None])[0]
+            if blessing is not None:
+                run.blessings[node] = _custom(blessing.custom_properties, "blessed") == 1
+            evaluation = (outputs.get("evaluation") or [None])[0]
+            if evaluation is not None and node == EVALUATE_COMPRESSION:
+                run.eval_metrics = _overall_metrics(evaluation.uri)
+        elif node == "Compressor" and outputs.get("compression_report"):
+            report = outputs["compression_report"][0]
+            run.compression = {
+                key: _custom(report.custom_properties, key) for key in report.custom_properties
+            }
+        elif node == "ServingPusher" and outputs.get("pushed_model"):
+            pushed = outputs["pushed_model"][0].custom_properties
+            run.pushed = _custom(pushed, "pushed") == 1
+            run.pushed_version = _custom(pushed, "pushed_version")
+            run.pushed_path = _custom(pushed, "pushed_destination")
+            run.not_pushed_reason = _custom(pushed, "not_pushed_reason")
+    if not run.pushed and run.not_pushed_reason is None:
+        run.not_pushed_reason = _why_not_pushed(run, config)
+    return run
+
+
+def _why_not_pushed(run: RunSummary, config: LeanlineConfig) -> str:
+    from pipeline.pipeline import EVALUATE_COMPRESSION
+
+    thresholds = config.evaluation.thresholds
+    if run.blessings.get(EVALUATE_COMPRESSION) is False:
+        return (
+            f"{EVALUATE_COMPRESSION} did not bless the compressed model: {thresholds.metric} must be "
+            f">= {thresholds.min_value} and may drop at most {thresholds.max_drop_vs_uncompressed} "
+            "vs the uncompressed model"
+        )
+    return "the pipeline did not reach the pusher"
+
+
+def write(run: RunSummary, output_dir: Path) -> Path:
+    path = output_dir / SUMMARY_FILE
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(run.to_json() + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def format_table(run: RunSummary) -> str:
+    lines = [f"leanline run {run.run_id} of {run.pipeline!r}: {run.wall_seconds:.1f} s"]
+    width = max((len(c.id) for c in run.components), default=10)
+    for component in run.components:
+        lines.append(f"  {component.id:<{width}}  {component.status:<9} {component.seconds:7.1f} s")
+    if run.rows:
+        lines.append(
+            "  rows: " + ", ".join(f"{split} {count}" for split, count in run.rows.items())
+        )
+    for model, metrics in run.eval_metrics.items():
+        shown = ", ".join(f"{name} {value:.4f}" for name, value in sorted(metrics.items()))
+        lines.append(f"  {model}: {shown}")
+    if run.blessings:
+        lines.append(
+            "  gates: "
+            + ", ".join(f"{k} {'passed' if v else 'FAILED'}" for k, v in run.blessings.items())
+        )
+    if run.pushed:
+        lines.append(f"  pushed version {run.pushed_version} to {run.pushed_path}")
+    else:
+        lines.append(f"  not pushed: {run.error or run.not_pushed_reason}")
+    return "\n".join(lines)

@@ -1,0 +1,99 @@
+"""Config validation: every error names the file and the key a person must fix."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pipeline.config import ConfigError, custom_config, load_config
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "leanline.yaml"
+    path.write_text(text)
+    return path
+
+
+def _taxi_with(tmp_path: Path, **changes) -> Path:
+    raw = yaml.safe_load((CONFIGS / "taxi.yaml").read_text())
+    raw["data"].pop("schema")
+    for dotted, value in changes.items():
+        node = raw
+        *parents, leaf = dotted.split("__")
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[leaf] = value
+    return _write(tmp_path, yaml.safe_dump(raw))
+
+
+@pytest.mark.parametrize("name", ["taxi", "penguins", "digits"])
+def test_shipped_configs_load(name):
+    config = load_config(CONFIGS / f"{name}.yaml")
+    assert config.name == name
+    assert config.serving_model_dir == config.output_path / "serving" / name
+    assert set(custom_config(config)) == {"model", "training", "compression", "serving"}
+
+
+def test_taxi_schema_path_resolves_against_the_yaml():
+    config = load_config(CONFIGS / "taxi.yaml")
+    assert Path(config.resolve(config.data.schema_path)) == CONFIGS / "schemas/taxi/schema.pbtxt"
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        ({"model__hidden_unitz": [8]}, "model.hidden_unitz: unknown key"),
+        ({"training__epochs": "many"}, "training.epochs: Input should be a valid integer"),
+        ({"compression__pruning__target_sparsity": -0.1}, "compression.pruning.target_sparsity: Input should be greater than or equal to 0"),
+        ({"evaluation__thresholds__min_value": 1.5}, "evaluation.thresholds.min_value: Input should be less than or equal to 1"),
+        ({"model__family": "resnet"}, "model.family: Input should be 'tabular', 'taxi' or 'digits'"),
+        ({"training__strategy": {"kind": "tpu"}}, "training.strategy: strategy `tpu` needs `tpu_address`"),
+        ({"evaluation__thresholds__metric": "auc_pr"}, "thresholds.metric 'auc_pr' is not among the computed metrics"),
+        ({"data__path": "x.csv"}, "data: set exactly one of `bundled`"),
+        ({"name": "Taxi Model"}, "name: String should match pattern"),
+    ],
+)
+def test_invalid_values_name_file_and_key(tmp_path, changes, expected):
+    path = _taxi_with(tmp_path, **changes)
+    with pytest.raises(ConfigError) as error:
+        load_config(path)
+    message = str(error.value)
+    assert message.startswith(f"{path}: invalid configuration")
+    assert expected in message
+
+
+def test_missing_required_key(tmp_path):
+    path = _write(tmp_path, "name: x\ndata: {bundled: taxi}\n")
+    with pytest.raises(ConfigError, match=r"model: required key is missing"):
+        load_config(path)
+
+
+def test_missing_data_path_names_key_and_resolved_path(tmp_path):
+    raw = yaml.safe_load((CONFIGS / "penguins.yaml").read_text())
+    raw["data"] = {"path": "data/nowhere.csv"}
+    path = _write(tmp_path, yaml.safe_dump(raw))
+    with pytest.raises(ConfigError, match=rf"data.path: path does not exist: {tmp_path}/data/nowhere.csv"):
+        load_config(path)
+
+
+def test_package_paths_resolve_to_installed_files(tmp_path):
+    raw = yaml.safe_load((CONFIGS / "penguins.yaml").read_text())
+    raw["data"] = {"path": "package:palmerpenguins/data/penguins.csv"}
+    config = load_config(_write(tmp_path, yaml.safe_dump(raw)))
+    assert Path(config.resolve(config.data.path)).is_file()
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("name: [unclosed", "not valid YAML"), ("- a\n- b\n", "expected a mapping")],
+)
+def test_unreadable_yaml(tmp_path, text, expected):
+    with pytest.raises(ConfigError, match=expected):
+        load_config(_write(tmp_path, text))
+
+
+def test_missing_file():
+    with pytest.raises(ConfigError, match="cannot read config file"):
+        load_config("/nonexistent/leanline.yaml")
