@@ -16,15 +16,16 @@ from pipeline.errors import UserError
 
 
 def _quiet_logs(verbose: bool) -> None:
-    """TF, absl and Beam log a lot at INFO; users see warnings unless --verbose."""
+    """TF, TFX and Beam log hundreds of lines, warnings included, that a user cannot act
+    on; leanline reports progress and errors itself. --verbose brings the logs back."""
     if verbose:
         return
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
-    logging.getLogger().setLevel(logging.WARNING)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("GRPC_VERBOSITY", "NONE")
+    logging.getLogger().setLevel(logging.CRITICAL)
     import absl.logging
 
-    absl.logging.set_verbosity(absl.logging.WARNING)
+    absl.logging.set_verbosity(absl.logging.FATAL)
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -254,10 +254,19 @@ class LeanlineConfig(_Strict):
         return self.model.label.column
 
     def with_overrides(self, **changes: Any) -> LeanlineConfig:
-        """A copy with top-level fields replaced, validated like the original."""
-        data = self.model_dump(by_alias=True)
-        data.update(changes)
+        """A copy with fields replaced (nested mappings merge), validated like the original."""
+        data = _deep_merge(self.model_dump(by_alias=True), changes)
         return LeanlineConfig.model_validate({**data, "config_dir": self.config_dir})
+
+
+def _deep_merge(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in changes.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
 
 
 def resolve_path(path: str, base: Path) -> str:

@@ -42,7 +42,9 @@ def _input_config(data_path: str) -> tuple[str, tfx.proto.Input]:
     return base, tfx.proto.Input(splits=[tfx.proto.Input.Split(name="all", pattern=pattern)])
 
 
-def _example_gen(config: LeanlineConfig, data_path: str) -> tfx.dsl.components.base.BaseComponent:
+def example_gen_component(
+    config: LeanlineConfig, data_path: str
+) -> tfx.dsl.components.base.BaseComponent:
     base, input_config = _input_config(data_path)
     split = config.data.split
     output_config = tfx.proto.Output(
@@ -79,7 +81,7 @@ def create_pipeline(
     model_custom_config = custom_config(config)
     serving_root = serving_root or str(config.output_path)
 
-    example_gen = _example_gen(config, data_path)
+    example_gen = example_gen_component(config, data_path)
     examples = example_gen.outputs["examples"]
     statistics_gen = tfx.components.StatisticsGen(examples=examples)
     if config.data.schema_path:

@@ -1,24 +1,46 @@
-"""Infers a schema from the data for a person to curate and keep in the repo."""
+"""Infers a schema from the data for a person to curate and keep in the repo.
+
+It runs the pipeline's own ExampleGen, StatisticsGen and SchemaGen, so the schema
+describes tf.Examples exactly as the pipeline will see them (empty CSV cells, for
+instance, become features with no values, which plain TFDV on a CSV reads differently).
+"""
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from pathlib import Path
+
+from tfx import v1 as tfx
 
 from pipeline.config import LeanlineConfig
 from pipeline.datasets import data_path
+from pipeline.pipeline import example_gen_component
+
+SCHEMA_FILE = "schema.pbtxt"
 
 
 def write_inferred_schema(config: LeanlineConfig, output: str, data: str | None = None) -> Path:
-    import tensorflow_data_validation as tfdv
-
     source = data_path(config, config.output_path, data)
-    if config.data.format == "csv":
-        files = source if Path(source).is_file() else str(Path(source) / "*")
-        statistics = tfdv.generate_statistics_from_csv(files)
-    else:
-        statistics = tfdv.generate_statistics_from_tfrecord(str(Path(source) / "*"))
-    schema = tfdv.infer_schema(statistics, infer_feature_shape=False)
-    path = Path(output)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tfdv.write_schema_text(schema, str(path))
+    with tempfile.TemporaryDirectory(prefix="leanline-schema-") as scratch:
+        example_gen = example_gen_component(config, source)
+        statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
+        schema_gen = tfx.components.SchemaGen(
+            statistics=statistics_gen.outputs["statistics"], infer_feature_shape=False
+        )
+        tfx.orchestration.LocalDagRunner().run(
+            tfx.dsl.Pipeline(
+                pipeline_name=f"{config.name}-schema",
+                pipeline_root=str(Path(scratch) / "pipeline"),
+                components=[example_gen, statistics_gen, schema_gen],
+                metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
+                    str(Path(scratch) / "metadata.sqlite")
+                ),
+                beam_pipeline_args=config.beam_pipeline_args,
+            )
+        )
+        (inferred,) = Path(scratch, "pipeline", "SchemaGen", "schema").glob(f"*/{SCHEMA_FILE}")
+        path = Path(output)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(inferred, path)
     return path

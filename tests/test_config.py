@@ -46,11 +46,26 @@ def test_taxi_schema_path_resolves_against_the_yaml():
     [
         ({"model__hidden_unitz": [8]}, "model.hidden_unitz: unknown key"),
         ({"training__epochs": "many"}, "training.epochs: Input should be a valid integer"),
-        ({"compression__pruning__target_sparsity": -0.1}, "compression.pruning.target_sparsity: Input should be greater than or equal to 0"),
-        ({"evaluation__thresholds__min_value": 1.5}, "evaluation.thresholds.min_value: Input should be less than or equal to 1"),
-        ({"model__family": "resnet"}, "model.family: Input should be 'tabular', 'taxi' or 'digits'"),
-        ({"training__strategy": {"kind": "tpu"}}, "training.strategy: strategy `tpu` needs `tpu_address`"),
-        ({"evaluation__thresholds__metric": "auc_pr"}, "thresholds.metric 'auc_pr' is not among the computed metrics"),
+        (
+            {"compression__pruning__target_sparsity": -0.1},
+            "compression.pruning.target_sparsity: Input should be greater than or equal to 0",
+        ),
+        (
+            {"evaluation__thresholds__min_value": 1.5},
+            "evaluation.thresholds.min_value: Input should be less than or equal to 1",
+        ),
+        (
+            {"model__family": "resnet"},
+            "model.family: Input should be 'tabular', 'taxi' or 'digits'",
+        ),
+        (
+            {"training__strategy": {"kind": "tpu"}},
+            "training.strategy: strategy `tpu` needs `tpu_address`",
+        ),
+        (
+            {"evaluation__thresholds__metric": "auc_pr"},
+            "thresholds.metric 'auc_pr' is not among the computed metrics",
+        ),
         ({"data__path": "x.csv"}, "data: set exactly one of `bundled`"),
         ({"name": "Taxi Model"}, "name: String should match pattern"),
     ],
@@ -74,7 +89,9 @@ def test_missing_data_path_names_key_and_resolved_path(tmp_path):
     raw = yaml.safe_load((CONFIGS / "penguins.yaml").read_text())
     raw["data"] = {"path": "data/nowhere.csv"}
     path = _write(tmp_path, yaml.safe_dump(raw))
-    with pytest.raises(ConfigError, match=rf"data.path: path does not exist: {tmp_path}/data/nowhere.csv"):
+    with pytest.raises(
+        ConfigError, match=rf"data.path: path does not exist: {tmp_path}/data/nowhere.csv"
+    ):
         load_config(path)
 
 

@@ -41,7 +41,12 @@ def test_stack_imports_in_a_fresh_interpreter():
 
 @pytest.mark.parametrize(
     ("version", "needed", "expected"),
-    [("2.41", "2.39", True), ("2.39", "2.39", True), ("2.36", "2.39", False), ("2.4", "2.39", False)],
+    [
+        ("2.41", "2.39", True),
+        ("2.39", "2.39", True),
+        ("2.36", "2.39", False),
+        ("2.4", "2.39", False),
+    ],
 )
 def test_glibc_version_comparison(version, needed, expected):
     answer = _bootstrap_fn(f"version_ge {version} {needed} && echo yes || echo no")
@@ -54,7 +59,10 @@ def test_mirror_is_read_from_deb822_sources(tmp_path):
         "Types: deb\nURIs: http://mirror.example.invalid/debian-security\nSuites: bookworm-security\n\n"
         "Types: deb\nURIs: http://mirror.example.invalid/debian\nSuites: bookworm\n"
     )
-    assert _bootstrap_fn("host_debian_mirror", APT_ETC=str(tmp_path)) == "http://mirror.example.invalid/debian"
+    assert (
+        _bootstrap_fn("host_debian_mirror", APT_ETC=str(tmp_path))
+        == "http://mirror.example.invalid/debian"
+    )
 
 
 def test_mirror_is_read_from_one_line_sources(tmp_path):
@@ -62,7 +70,10 @@ def test_mirror_is_read_from_one_line_sources(tmp_path):
         "deb [arch=amd64] http://mirror.example.invalid/debian bookworm main\n"
         "deb http://mirror.example.invalid/debian-security bookworm-security main\n"
     )
-    assert _bootstrap_fn("host_debian_mirror", APT_ETC=str(tmp_path)) == "http://mirror.example.invalid/debian"
+    assert (
+        _bootstrap_fn("host_debian_mirror", APT_ETC=str(tmp_path))
+        == "http://mirror.example.invalid/debian"
+    )
 
 
 def test_python_wrapper_exists_exactly_when_the_host_glibc_is_too_old():
@@ -72,10 +83,12 @@ def test_python_wrapper_exists_exactly_when_the_host_glibc_is_too_old():
     is_wrapper = venv_python.read_bytes()[:2] == b"#!"
     assert is_wrapper == too_old
     if too_old:
-        assert "ld-linux-x86-64.so.2\" --library-path" in venv_python.read_text()
+        assert 'ld-linux-x86-64.so.2" --library-path' in venv_python.read_text()
 
 
-@pytest.mark.parametrize(("name", "rows", "columns"), [("taxi", 15002, 18), ("penguins", 344, 8), ("digits", 1797, 65)])
+@pytest.mark.parametrize(
+    ("name", "rows", "columns"), [("taxi", 15002, 18), ("penguins", 344, 8), ("digits", 1797, 65)]
+)
 def test_bundled_datasets(tmp_path, name, rows, columns):
     path = bundled_csv(name, tmp_path)
     lines = path.read_text().splitlines()
@@ -106,7 +119,9 @@ def test_two_component_local_dag_run(tmp_path):
     )
     tfx.orchestration.LocalDagRunner().run(pipeline)
 
-    statistics = list((tmp_path / "root" / "StatisticsGen" / "statistics").glob("*/Split-*/FeatureStats.pb"))
+    statistics = list(
+        (tmp_path / "root" / "StatisticsGen" / "statistics").glob("*/Split-*/FeatureStats.pb")
+    )
     assert sorted(p.parent.name for p in statistics) == ["Split-eval", "Split-train"]
     counted = sum(stats_util.load_stats_binary(str(p)).datasets[0].num_examples for p in statistics)
     assert counted == 300

@@ -1,0 +1,234 @@
+"""The Evaluators' results: metrics per slice for candidate and baseline, the thresholds
+the run used (read from the execution's recorded eval_config, not today's config),
+which checks failed, and the blessing."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from pipeline.evaluation import BASELINE, CANDIDATE
+from pipeline.report.markup import (
+    Markup,
+    badge,
+    bullets,
+    esc,
+    heading,
+    note,
+    number,
+    paragraph,
+    table,
+)
+from pipeline.report.run import PipelineRun, custom_property
+
+OVERALL = "Overall"
+# Metrics TFMA adds next to the candidate's (candidate minus baseline) and the row count.
+_DIFF_SUFFIX = "_diff"
+_COUNT = "example_count"
+# (component id, what its candidate is compared with)
+GATES = (
+    ("EvaluateCompression", "the uncompressed model of this run"),
+    ("EvaluateVsBlessed", "the last blessed (pushed) model"),
+)
+
+Metrics = dict[str, float]
+
+
+@dataclasses.dataclass(frozen=True)
+class SliceMetrics:
+    slice: str
+    candidate: Metrics
+    baseline: Metrics
+
+
+@dataclasses.dataclass(frozen=True)
+class Evaluation:
+    blessed: bool | None
+    thresholds: list[str]
+    # The metric the thresholds gate, e.g. "binary_accuracy".
+    gated_metric: str | None
+    slices: list[SliceMetrics]
+    failures: list[str]
+
+    def overall(self, model: str, metric: str) -> float | None:
+        for item in self.slices:
+            if item.slice == OVERALL:
+                return getattr(item, model).get(metric)
+        return None
+
+
+def _slice_name(slice_key: Iterable[tuple[str, Any]]) -> str:
+    parts = [f"{column} = {value}" for column, value in slice_key]
+    return ", ".join(parts) or OVERALL
+
+
+def _proto_slice_name(slice_key: Any) -> str:
+    return _slice_name(
+        (key.column, getattr(key, key.WhichOneof("kind"))) for key in slice_key.single_slice_keys
+    )
+
+
+def _load_metrics(uri: str, model: str) -> dict[str, Metrics]:
+    import tensorflow_model_analysis as tfma
+
+    by_slice: dict[str, Metrics] = {}
+    for slice_key, by_output in tfma.load_eval_result(uri, model_name=model).slicing_metrics:
+        values = by_slice.setdefault(_slice_name(slice_key), {})
+        for by_sub_key in by_output.values():
+            for metrics in by_sub_key.values():
+                values.update(
+                    (name, value["doubleValue"])
+                    for name, value in metrics.items()
+                    if "doubleValue" in value
+                )
+    return by_slice
+
+
+def _bound(threshold: Any) -> str:
+    bounds = []
+    if threshold.HasField("lower_bound"):
+        bounds.append(f">= {number(threshold.lower_bound.value)}")
+    if threshold.HasField("upper_bound"):
+        bounds.append(f"<= {number(threshold.upper_bound.value)}")
+    return " and ".join(bounds)
+
+
+def _describe_threshold(metric: str, threshold: Any) -> list[str]:
+    from tensorflow_model_analysis.proto import config_pb2
+
+    described = []
+    if threshold.HasField("value_threshold"):
+        described.append(f"{metric} {_bound(threshold.value_threshold)}")
+    if threshold.HasField("change_threshold"):
+        change = threshold.change_threshold
+        higher = change.direction == config_pb2.MetricDirection.HIGHER_IS_BETTER
+        if change.HasField("absolute"):
+            limit = change.absolute.value
+            described.append(
+                f"{metric} change vs baseline {'>=' if higher else '<='} {number(limit)}"
+            )
+        if change.HasField("relative"):
+            described.append(
+                f"{metric} relative change vs baseline {'>=' if higher else '<='} "
+                f"{number(change.relative.value)}"
+            )
+    return described
+
+
+def _thresholds(eval_config_json: str | None) -> tuple[list[str], str | None]:
+    """Threshold descriptions and the gated metric from the recorded eval_config."""
+    if not eval_config_json:
+        return [], None
+    from google.protobuf import json_format
+    from tensorflow_model_analysis.proto import config_pb2
+
+    from pipeline.config import metric_name
+
+    eval_config = json_format.Parse(eval_config_json, config_pb2.EvalConfig())
+    described, gated = [], None
+    for spec in eval_config.metrics_specs:
+        for metric in spec.metrics:
+            if metric.HasField("threshold"):
+                gated = gated or metric_name(metric.class_name)
+                described += _describe_threshold(metric_name(metric.class_name), metric.threshold)
+    return described, gated
+
+
+def _failures(uri: str) -> list[str]:
+    import tensorflow_model_analysis as tfma
+
+    result = tfma.load_validation_result(uri)
+    lines = []
+    for per_slice in result.metric_validations_per_slice:
+        where = _proto_slice_name(per_slice.slice_key)
+        for failure in per_slice.failures:
+            what = "change vs baseline" if failure.metric_key.is_diff else "value"
+            kind = failure.metric_threshold.WhichOneof("type") or ""
+            lines.append(
+                f"{where}: {failure.metric_key.name} {what} "
+                f"{number(failure.metric_value.double_value.value)} misses its {kind.replace('_', ' ')}"
+            )
+    return lines
+
+
+def load_evaluation(run: PipelineRun, component: str) -> Evaluation | None:
+    """What Evaluator `component` found in `run`; None when it did not run."""
+    artifact = run.artifact(component, "evaluation")
+    if artifact is None:
+        return None
+    blessing = run.artifact(component, "blessing")
+    thresholds, gated = _thresholds(run.components[component].properties.get("eval_config"))
+    candidate = _load_metrics(artifact.uri, CANDIDATE)
+    baseline = _load_metrics(artifact.uri, BASELINE)
+    names = sorted(candidate, key=lambda name: (name != OVERALL, name))
+    return Evaluation(
+        blessed=None if blessing is None else custom_property(blessing, "blessed") == 1,
+        thresholds=thresholds,
+        gated_metric=gated,
+        slices=[SliceMetrics(name, candidate[name], baseline.get(name, {})) for name in names],
+        failures=_failures(artifact.uri),
+    )
+
+
+def _metrics_table(slices: Sequence[SliceMetrics]) -> Markup:
+    metrics = sorted(
+        {
+            name
+            for item in slices
+            for name in item.candidate
+            if not name.endswith(_DIFF_SUFFIX) and name != _COUNT
+        }
+    )
+    headers = ["slice", "examples"]
+    for name in metrics:
+        headers += [f"{name} (candidate)", "baseline", "change"]
+    rows = []
+    for item in slices:
+        row: list[object] = [item.slice, number(item.candidate.get(_COUNT))]
+        for name in metrics:
+            candidate, baseline = item.candidate.get(name), item.baseline.get(name)
+            change = None if candidate is None or baseline is None else candidate - baseline
+            row += [
+                number(candidate),
+                number(baseline),
+                "-" if change is None else f"{change:+.4f}",
+            ]
+        rows.append(row)
+    return table(headers, rows)
+
+
+def _gate(component: str, compared_with: str, evaluation: Evaluation | None) -> Markup:
+    if evaluation is None:
+        return Markup(
+            heading(component)
+            + note(f"Did not run (compares the compressed model with {compared_with}).")
+        )
+    decision = {True: "blessed", False: "not blessed", None: "no blessing"}[evaluation.blessed]
+    parts = [
+        Markup(
+            f"<h3>{esc(component)} "
+            f"{badge(decision, 'complete' if evaluation.blessed else 'failed')}</h3>"
+        ),
+        paragraph(
+            f"Candidate: the compressed model; baseline: {compared_with}. Decision: {decision}."
+        ),
+        paragraph("Thresholds: " + ("; ".join(evaluation.thresholds) or "none")),
+    ]
+    if not any(item.baseline for item in evaluation.slices):
+        parts.append(note("No baseline model yet (first run): only absolute thresholds apply."))
+    parts.append(_metrics_table(evaluation.slices))
+    if evaluation.failures:
+        parts += [note("Failed checks:", "bad"), bullets(evaluation.failures)]
+    return Markup("".join(parts))
+
+
+def evaluation_section(run: PipelineRun | None) -> Markup:
+    if run is None:
+        return note("No evaluation: the run did not reach the Evaluators.")
+    return Markup(
+        "".join(
+            _gate(component, compared_with, load_evaluation(run, component))
+            for component, compared_with in GATES
+        )
+    )

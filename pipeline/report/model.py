@@ -1,0 +1,188 @@
+"""Report sections on the model: training curves, compression, and the pushed versions."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from pipeline.report import plots
+from pipeline.report.markup import (
+    Markup,
+    heading,
+    image,
+    note,
+    number,
+    paragraph,
+    percent,
+    table,
+)
+from pipeline.report.run import PipelineRun, custom_property
+
+TRAINER = "Trainer"
+COMPRESSOR = "Compressor"
+SERVING_PUSHER = "ServingPusher"
+TRAINING_PLOT = "training_curves.png"
+COMPRESSION_PLOT = "accuracy_vs_size.png"
+# Compression report variants: (label, quality key, size key).
+_VARIANTS = (
+    ("float Keras", "float_keras", "float_saved_model_variables"),
+    ("float TFLite", "float_tflite", "float_tflite"),
+    ("compressed Keras (served)", "compressed_keras", "compressed_saved_model_variables"),
+    ("compressed TFLite", "compressed_tflite", "compressed_tflite"),
+)
+
+
+def training_section(run: PipelineRun | None, assets: Path) -> Markup:
+    from models.common.train import HISTORY_FILE
+
+    model_run = run.artifact(TRAINER, "model_run") if run else None
+    history_path = Path(model_run.uri) / HISTORY_FILE if model_run else None
+    if history_path is None or not history_path.is_file():
+        return note("No training history: the Trainer did not run.")
+    history = json.loads(history_path.read_text())
+    epochs = history["epochs"]
+    if not epochs:
+        return note("The Trainer recorded no epochs.")
+    plot = plots.training_curves(epochs, assets / TRAINING_PLOT)
+    last = epochs[-1]
+    details = (
+        f"{len(epochs)} epochs of {history.get('steps_per_epoch', '?')} steps, "
+        f"global batch size {history.get('global_batch_size', '?')}, "
+        f"{history.get('replicas', 1)} replica(s)."
+    )
+    metrics = [name for name in last if name != "epoch"]
+    return Markup(
+        paragraph(details)
+        + image(f"{assets.name}/{plot.name}", "training curves")
+        + heading("Last epoch")
+        + table(metrics, [[number(last[name]) for name in metrics]], numeric_from=0)
+    )
+
+
+def _compression_table(report: dict[str, Any]) -> Markup:
+    rows = []
+    for label, quality_key, size_key in _VARIANTS:
+        size, quality = report["sizes"][size_key], report["quality"][quality_key]
+        timings = report["latency_ms"].get(quality_key, {})
+        rows.append(
+            [
+                label,
+                number(size["bytes"]),
+                number(size["zipped_bytes"]),
+                percent(quality["accuracy"]),
+                number(quality.get("auc")),
+                *(
+                    f"{number(t['p50_ms'])} / {number(t['p95_ms'])}" if t else "-"
+                    for t in (timings.get("batch_1"), timings.get("batch_256"))
+                ),
+            ]
+        )
+    return table(
+        [
+            "model",
+            "size (bytes)",
+            "zipped (bytes)",
+            "accuracy",
+            "AUC",
+            "batch 1 p50 / p95 ms",
+            "batch 256 p50 / p95 ms",
+        ],
+        rows,
+    )
+
+
+def compression_section(run: PipelineRun | None, assets: Path) -> Markup:
+    from components.compressor import COMPRESSION_REPORT_KEY, REPORT_JSON
+
+    artifact = run.artifact(COMPRESSOR, COMPRESSION_REPORT_KEY) if run else None
+    path = Path(artifact.uri) / REPORT_JSON if artifact else None
+    if path is None or not path.is_file():
+        return note("No compression report: the Compressor did not run.")
+    report = json.loads(path.read_text())
+    if not report.get("enabled"):
+        return note(report.get("message", "Compression is disabled."))
+    head = report["headline"]
+    points = {
+        label: (
+            report["sizes"][size_key]["zipped_bytes"],
+            report["quality"][quality_key]["accuracy"],
+        )
+        for label, quality_key, size_key in _VARIANTS
+    }
+    plot = plots.accuracy_vs_size(points, assets / COMPRESSION_PLOT)
+    config = report["config"]
+    sparsity = report["sparsity_by_layer"]
+    return Markup(
+        paragraph(
+            f"The compressed TFLite model is {head['tflite_zipped_ratio']:.1f}x smaller zipped than "
+            f"the float TFLite model; accuracy {percent(head['float_accuracy'])} → "
+            f"{percent(head['compressed_accuracy'])} ({100 * head['accuracy_delta']:+.2f} pt) "
+            f"on {number(report['eval_examples'])} eval rows."
+        )
+        + paragraph(
+            f"Quantization: {config['quantization']} ({report['tflite_format']}); pruning: "
+            + (
+                f"{percent(config['pruning']['target_sparsity'])} target sparsity"
+                if config["pruning"]["enabled"]
+                else "off"
+            )
+            + f". Latency measured with {report['interpreter']} for TFLite."
+        )
+        + _compression_table(report)
+        + image(f"{assets.name}/{plot.name}", "accuracy vs size")
+        + heading("Sparsity by layer")
+        + table(["layer", "sparsity"], [[name, percent(value)] for name, value in sparsity.items()])
+    )
+
+
+def serving_section(run: PipelineRun | None, serving_dir: Path, tflite_dir: Path) -> Markup:
+    from components.serving_pusher.executor import PUSH_SUMMARY_FILE, PUSHED_MODEL_KEY
+    from serving.versions import existing_versions
+
+    pushed = run.artifact(SERVING_PUSHER, PUSHED_MODEL_KEY) if run else None
+    if pushed is None:
+        outcome = note("This run did not reach the pusher: nothing was pushed.")
+    elif custom_property(pushed, "pushed") == 1:
+        version = custom_property(pushed, "pushed_version")
+        destination = custom_property(pushed, "pushed_destination")
+        outcome = note(f"This run pushed version {version} to {destination}.", "ok")
+        summary_path = Path(pushed.uri) / PUSH_SUMMARY_FILE
+        if summary_path.is_file():
+            push = json.loads(summary_path.read_text())
+            outcome = Markup(
+                outcome
+                + paragraph(
+                    f"Checked before publishing: {push['warmup_requests']} warm-up requests, "
+                    f"in-process latency p50 {number(push['latency_p50_ms'])} ms, "
+                    f"p95 {number(push['latency_p95_ms'])} ms."
+                )
+            )
+    else:
+        reason = custom_property(pushed, "not_pushed_reason") or "no reason recorded"
+        outcome = note(f"Not pushed: {reason}", "bad")
+    versions = existing_versions(serving_dir)
+    if not versions:
+        return Markup(outcome + paragraph(f"No versions in {serving_dir} yet."))
+    tflite_versions = set(existing_versions(tflite_dir))
+    rows = [
+        [
+            str(version),
+            _modified(serving_dir / str(version)),
+            "yes" if version in tflite_versions else "no",
+            "serving" if version == versions[-1] else "",
+        ]
+        for version in reversed(versions)
+    ]
+    return Markup(
+        outcome
+        + paragraph(f"Versions in {serving_dir} (TF Serving serves the highest):")
+        + table(["version", "published", "TFLite", ""], rows, numeric_from=4)
+    )
+
+
+def _modified(path: Path) -> str:
+    import time
+
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(os.path.getmtime(path)))

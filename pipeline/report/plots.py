@@ -1,0 +1,61 @@
+"""The report's PNG plots, drawn with matplotlib's object API (no pyplot, no global state)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from matplotlib.figure import Figure
+
+_DPI = 110
+
+
+def _save(figure: Figure, path: Path) -> Path:
+    figure.tight_layout()
+    figure.savefig(path, dpi=_DPI)
+    return path
+
+
+def training_curves(epochs: Sequence[Mapping[str, float]], path: Path) -> Path:
+    """Loss on the left, every other metric on the right; train solid, validation dashed."""
+    names = [name for name in epochs[0] if name != "epoch" and not name.startswith("val_")]
+    metrics = [name for name in names if name != "loss"]
+    figure = Figure(figsize=(10, 3.6))
+    loss_axes, metric_axes = figure.subplots(1, 2)
+    x = [row["epoch"] for row in epochs]
+    for axes, shown in ((loss_axes, ["loss"]), (metric_axes, metrics)):
+        for index, name in enumerate(shown):
+            color = f"C{index}"
+            axes.plot(x, [row[name] for row in epochs], color=color, marker="o", label=name)
+            if f"val_{name}" in epochs[0]:
+                axes.plot(
+                    x,
+                    [row[f"val_{name}"] for row in epochs],
+                    color=color,
+                    linestyle="--",
+                    marker="o",
+                    label=f"val_{name}",
+                )
+        axes.set_xlabel("epoch")
+        axes.grid(alpha=0.3)
+        if shown:
+            axes.legend(fontsize=8)
+    loss_axes.set_title("loss")
+    metric_axes.set_title("metrics")
+    return _save(figure, path)
+
+
+def accuracy_vs_size(points: Mapping[str, tuple[float, float]], path: Path) -> Path:
+    """One labelled point per model variant: (zipped size in bytes, accuracy)."""
+    figure = Figure(figsize=(6.5, 4))
+    axes = figure.subplots()
+    for index, (name, (size, accuracy)) in enumerate(points.items()):
+        axes.scatter([size / 1024], [accuracy], s=60, color=f"C{index}", label=name, zorder=3)
+        axes.annotate(name, (size / 1024, accuracy), textcoords="offset points", xytext=(6, 6))
+    axes.set_xscale("log")
+    axes.set_xlabel("zipped size (KiB, log scale)")
+    axes.set_ylabel("accuracy on eval rows")
+    axes.set_title("accuracy vs size")
+    axes.grid(alpha=0.3, which="both")
+    axes.margins(x=0.25, y=0.2)
+    return _save(figure, path)

@@ -1,0 +1,180 @@
+"""The whole pipeline, end to end, on small slices of the bundled data (real TFX runs)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import tensorflow as tf
+
+from pipeline.config import LeanlineConfig, load_config
+from pipeline.datasets import bundled_csv
+from pipeline.errors import UserError
+from pipeline.local_runner import run_local
+
+pytestmark = pytest.mark.slow
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+QUICK_TRAINING = {"epochs": 2, "batch_size": 64}
+QUICK_COMPRESSION = {"fine_tune_epochs": 1, "report_examples": 300, "representative_examples": 64}
+
+
+def _csv_head(name: str, rows: int, directory: Path) -> Path:
+    """The first `rows` rows of a bundled dataset, as its own CSV file."""
+    lines = bundled_csv(name, directory / "bundled").read_text().splitlines(keepends=True)
+    path = directory / "input" / f"{name}.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(lines[: rows + 1]))
+    return path
+
+
+def _config(name: str, output_dir: Path, **overrides) -> LeanlineConfig:
+    return load_config(CONFIGS / f"{name}.yaml").with_overrides(
+        output_dir=str(output_dir),
+        training=QUICK_TRAINING,
+        compression=QUICK_COMPRESSION,
+        **overrides,
+    )
+
+
+def _versions(config: LeanlineConfig) -> list[str]:
+    if not config.serving_model_dir.exists():
+        return []
+    return sorted(p.name for p in config.serving_model_dir.iterdir() if p.name.isdigit())
+
+
+def _serialized_examples(csv_path: Path, count: int, drop: str) -> tf.Tensor:
+    """Raw rows as serialized tf.Examples (what TF Serving receives), without the label."""
+    lines = csv_path.read_text().splitlines()
+    header = lines[0].split(",")
+    examples = []
+    for line in lines[1 : count + 1]:
+        feature = {}
+        for column, cell in zip(header, line.split(","), strict=False):
+            if column == drop or cell == "":
+                continue
+            try:
+                value = float(cell)
+                if value.is_integer() and "." not in cell:
+                    feature[column] = tf.train.Feature(
+                        int64_list=tf.train.Int64List(value=[int(value)])
+                    )
+                else:
+                    feature[column] = tf.train.Feature(float_list=tf.train.FloatList(value=[value]))
+            except ValueError:
+                feature[column] = tf.train.Feature(
+                    bytes_list=tf.train.BytesList(value=[cell.encode()])
+                )
+        examples.append(
+            tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+        )
+    return tf.constant(examples)
+
+
+@pytest.fixture(scope="module")
+def taxi_run(tmp_path_factory):
+    """One full taxi run on 2,000 rows; tests below read what it left."""
+    directory = tmp_path_factory.mktemp("taxi")
+    data = _csv_head("taxi", 2000, directory)
+    config = _config(
+        "taxi",
+        directory / "output",
+        evaluation={"thresholds": {"min_value": 0.5, "max_drop_vs_uncompressed": 0.05}},
+    )
+    summary = run_local(config, data=str(data))
+    return config, data, summary
+
+
+def test_taxi_run_pushes_a_servable_compressed_model(taxi_run):
+    config, data, summary = taxi_run
+    assert summary.error is None
+    assert summary.blessings == {"EvaluateCompression": True, "EvaluateVsBlessed": True}
+    assert summary.pushed
+    (version,) = _versions(config)
+    version_dir = config.serving_model_dir / version
+    assert (version_dir / "saved_model.pb").is_file()
+    assert (version_dir / "assets.extra" / "tf_serving_warmup_requests").is_file()
+    assert (config.tflite_model_dir / version / "model.tflite").stat().st_size > 0
+
+    model = tf.saved_model.load(str(version_dir))
+    outputs = model.signatures["serving_default"](
+        examples=_serialized_examples(data, 8, drop="tips")
+    )
+    probabilities = next(iter(outputs.values())).numpy()
+    assert probabilities.shape == (8, 1)
+    assert ((probabilities >= 0) & (probabilities <= 1)).all()
+
+
+def test_taxi_run_summary_records_every_component(taxi_run):
+    config, _, summary = taxi_run
+    written = json.loads((config.output_path / "run_summary.json").read_text())
+    ids = [component["id"] for component in written["components"]]
+    for expected in (
+        "CsvExampleGen",
+        "DataGate",
+        "Transform",
+        "Trainer",
+        "Compressor",
+        "ServingPusher",
+    ):
+        assert expected in ids
+    assert all(component["status"] == "complete" for component in written["components"])
+    assert written["rows"]["train"] + written["rows"]["eval"] == 2000
+    assert 0.5 <= written["eval_metrics"]["candidate"]["binary_accuracy"] <= 1
+    assert written["pushed_path"].startswith(str(config.serving_model_dir))
+
+
+def test_second_run_reuses_the_cache_and_a_failed_gate_keeps_the_pushed_model(taxi_run):
+    config, data, _ = taxi_run
+    pushed_before = _versions(config)
+
+    unmeetable = config.with_overrides(evaluation={"thresholds": {"min_value": 0.99}})
+    summary = run_local(unmeetable, data=str(data))
+
+    statuses = {component.id: component.status for component in summary.components}
+    for cached in ("CsvExampleGen", "Transform", "Trainer", "Compressor"):
+        assert statuses[cached] == "cached", statuses
+    assert summary.blessings["EvaluateCompression"] is False
+    assert not summary.pushed
+    assert "did not bless" in summary.not_pushed_reason
+    assert _versions(config) == pushed_before
+
+
+def test_anomalies_stop_the_run_before_transform(tmp_path):
+    data = _csv_head("taxi", 600, tmp_path)
+    lines = data.read_text().splitlines()
+    header = lines[0].split(",")
+    column = header.index("trip_start_hour")
+    corrupted = [lines[0]]
+    for line in lines[1:]:
+        cells = line.split(",")
+        cells[column] = "99"  # outside the curated 0..23 domain
+        corrupted.append(",".join(cells))
+    data.write_text("\n".join(corrupted) + "\n")
+    config = _config("taxi", tmp_path / "output")
+
+    with pytest.raises(UserError) as error:
+        run_local(config, data=str(data))
+
+    message = str(error.value)
+    assert "trip_start_hour" in message
+    assert "nothing downstream ran" in message
+    assert "full trace:" in message
+    summary = json.loads((config.output_path / "run_summary.json").read_text())
+    ids = {component["id"] for component in summary["components"]}
+    assert "Transform" not in ids and "Trainer" not in ids
+    assert not config.serving_model_dir.exists()
+
+
+def test_penguins_multiclass_run_pushes(tmp_path):
+    config = _config("penguins", tmp_path / "output", training={"epochs": 10, "batch_size": 16})
+    summary = run_local(config)
+    assert summary.pushed, summary.not_pushed_reason
+    assert summary.eval_metrics["candidate"]["sparse_categorical_accuracy"] >= 0.8
+    (version,) = _versions(config)
+    model = tf.saved_model.load(str(config.serving_model_dir / version))
+    penguins = bundled_csv("penguins", config.output_path / "data")
+    outputs = model.signatures["serving_default"](
+        examples=_serialized_examples(penguins, 4, drop="species")
+    )
+    assert next(iter(outputs.values())).shape == (4, 3)
