@@ -270,6 +270,8 @@ def _deep_merge(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]
 
 
 def resolve_path(path: str, base: Path) -> str:
+    if "://" in path:  # gs:// and other remote URIs are read where the pipeline runs
+        return path
     if path.startswith(PACKAGE_PREFIX):
         dist, _, inner = path[len(PACKAGE_PREFIX) :].partition("/")
         spec = importlib.util.find_spec(dist)
@@ -298,7 +300,7 @@ def _format_errors(source: str, error: ValidationError) -> str:
 def _check_paths(config: LeanlineConfig, source: str) -> None:
     checks = [("data.path", config.data.path), ("data.schema", config.data.schema_path)]
     for key, value in checks:
-        if value is None:
+        if value is None or "://" in value:
             continue
         resolved = config.resolve(value)
         if not os.path.exists(resolved):

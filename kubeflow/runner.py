@@ -1,0 +1,146 @@
+"""Compiles leanline's pipeline (pipeline/pipeline.py, the one the local runner runs)
+for Kubeflow Pipelines v2.
+
+`yaml` writes a PipelineSpec (schema 2.1) for open-source KFP; `vertex` writes the
+PipelineJob JSON that Vertex AI Pipelines takes. Model code is named by module path
+(`models.<family>.model.run_fn`) and lives in the image, so compiling uploads nothing
+and writes nothing under the pipeline root. Everything the pods read (data, schema)
+and write (artifacts, pushed models) must be a URI they can reach, not a local path.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from pipeline.config import LeanlineConfig
+from pipeline.errors import UserError
+
+PipelineFormat = Literal["yaml", "vertex"]
+FORMAT_SUFFIXES: dict[str, tuple[str, ...]] = {"yaml": (".yaml", ".yml"), "vertex": (".json",)}
+# Among object stores, TensorFlow's file system (which every TFX executor writes
+# through) reads only GCS; S3 and MinIO would need tensorflow-io in the image.
+READABLE_SCHEMES = ("gs",)
+# Where kubeflow/Dockerfile copies configs/ (curated schemas included).
+IMAGE_CONFIGS_DIR = "/opt/leanline/configs"
+
+
+def is_remote_uri(path: str) -> bool:
+    """gs://, s3://...: a location outside any one machine."""
+    return "://" in path
+
+
+def check_cluster_uri(option: str, uri: str) -> str:
+    """`uri`, refused when the pods' TensorFlow cannot open its scheme."""
+    scheme = uri.partition("://")[0] if is_remote_uri(uri) else None
+    if scheme is not None and scheme not in READABLE_SCHEMES:
+        raise UserError(
+            f"{option} {uri!r}: the pipeline's steps read and write through TensorFlow, "
+            f"which opens {', '.join(s + '://' for s in READABLE_SCHEMES)} URIs but not {scheme}://"
+        )
+    return uri
+
+
+def cluster_data_path(config: LeanlineConfig, data: str | None = None) -> str:
+    """Where the pods read the dataset: `data` when given, else the config's data.path URI."""
+    if data:
+        return check_cluster_uri("--data", data)
+    if config.data.bundled:
+        raise UserError(
+            f"data.bundled: {config.data.bundled} is a local-only dataset; copy its CSV to a bucket "
+            "and pass --data gs://BUCKET/DIR/ (a directory ends with '/') or --data gs://BUCKET/FILE.csv"
+        )
+    if not is_remote_uri(config.data.path):
+        raise UserError(
+            f"data.path {config.data.path!r} is local; pods cannot read it: copy the data to a "
+            "bucket and pass --data gs://BUCKET/DIR/ or --data gs://BUCKET/FILE.csv"
+        )
+    return check_cluster_uri("data.path", config.data.path)
+
+
+def cluster_config(config: LeanlineConfig, schema: str | None = None) -> LeanlineConfig:
+    """The config with its curated schema (if any) at a URI the pods can read."""
+    if schema:
+        check_cluster_uri("--schema", schema)
+        data = {**config.data.model_dump(by_alias=True), "schema": schema}
+        return config.with_overrides(data=data)
+    if config.data.schema_path and not is_remote_uri(config.data.schema_path):
+        raise UserError(
+            f"data.schema {config.data.schema_path!r} is local; pods cannot read it: pass "
+            "--schema with a copy in a bucket (gs://BUCKET/schema.pbtxt) or the one baked into "
+            f"the image under {IMAGE_CONFIGS_DIR}/"
+        )
+    return config
+
+
+def compile_pipeline(
+    config: LeanlineConfig,
+    output_path: str | Path,
+    *,
+    image: str | None = None,
+    pipeline_root: str | None = None,
+    data_path: str | None = None,
+    schema: str | None = None,
+    serving_root: str | None = None,
+    fmt: PipelineFormat = "yaml",
+) -> Path:
+    """Writes the pipeline package for `config` and returns its path.
+
+    Unset arguments come from the config's `kubeflow` section; models are pushed
+    under `serving_root` (default: the pipeline root)."""
+    output_path = Path(output_path)
+    _check_suffix(output_path, fmt)
+    image = image or config.kubeflow.image
+    pipeline_root = check_cluster_uri(
+        "pipeline root", pipeline_root or config.kubeflow.pipeline_root
+    )
+    serving_root = check_cluster_uri("--serving-root", serving_root or pipeline_root)
+    config = cluster_config(config, schema)
+    data_path = cluster_data_path(config, data_path)
+    # TFX loads only now: a wrong flag fails at once, not after TensorFlow's import.
+    from tfx.orchestration.kubeflow.v2 import kubeflow_v2_dag_runner
+
+    from pipeline.pipeline import create_pipeline
+
+    tfx_pipeline = create_pipeline(
+        config,
+        data_path=data_path,
+        pipeline_root=pipeline_root,
+        metadata_connection_config=None,  # KFP's launcher brings the cluster's MLMD
+        serving_root=serving_root,
+        beam_pipeline_args=config.kubeflow.beam_pipeline_args,
+        enable_cache=True,
+    )
+    runner = kubeflow_v2_dag_runner.KubeflowV2DagRunner(
+        config=kubeflow_v2_dag_runner.KubeflowV2DagRunnerConfig(
+            display_name=config.name, default_image=image, use_pipeline_spec_2_1=True
+        )
+    )
+    pipeline_job = runner.run(tfx_pipeline, write_out=False)
+    # A YAML package keeps only the spec, so the root travels as its default root.
+    pipeline_job["pipelineSpec"]["defaultPipelineRoot"] = pipeline_root
+    output_path.parent.mkdir(parents=True, exist_ok=True)
+    output_path.write_text(_render(pipeline_job, fmt, image))
+    return output_path
+
+
+def _check_suffix(output_path: Path, fmt: PipelineFormat) -> None:
+    suffixes = FORMAT_SUFFIXES[fmt]
+    if output_path.suffix not in suffixes:
+        raise UserError(
+            f"--output {output_path}: format {fmt} writes a {' or '.join(suffixes)} file"
+        )
+
+
+def _render(pipeline_job: dict[str, Any], fmt: PipelineFormat, image: str) -> str:
+    if fmt == "vertex":
+        return json.dumps(pipeline_job, indent=2, sort_keys=True) + "\n"
+    spec = pipeline_job["pipelineSpec"]
+    header = (
+        f"# leanline pipeline {spec['pipelineInfo']['name']!r} for Kubeflow Pipelines v2,\n"
+        f"# compiled by {spec['sdkVersion']}; image {image}\n"
+    )
+    return header + yaml.safe_dump(spec, sort_keys=True)

@@ -1,0 +1,375 @@
+"""Kubeflow Pipelines v2: compile the real pipeline, parse the package strictly, and
+submit it to a local test double of the KFP REST API (tests/kfp_api_double.py,
+127.0.0.1 only). No cluster, no image build."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+import kfp.components
+import pytest
+import yaml
+from google.protobuf import json_format
+from kfp.pipeline_spec import pipeline_spec_pb2
+from kfp_api_double import KfpApiDouble, closed_loopback_port
+
+from kubeflow import cli
+from kubeflow.runner import cluster_config, compile_pipeline
+from pipeline.config import LeanlineConfig, custom_config, load_config
+from pipeline.errors import UserError
+from pipeline.pipeline import LATEST_BLESSED_RESOLVER, create_pipeline
+
+REPO = Path(__file__).resolve().parent.parent
+IMAGE = "registry.example.com/ml/leanline:test"
+BEAM_ARGS = [
+    "--runner=DataflowRunner",
+    "--project=example-project",
+    "--region=europe-west4",
+    "--temp_location=gs://bucket/beam-tmp",
+]
+DATA = {"taxi": "gs://bucket/data/taxi/", "penguins": "gs://bucket/data/penguins.csv"}
+INPUT_BASE = {"taxi": "gs://bucket/data/taxi", "penguins": "gs://bucket/data"}
+SCHEMA = {"taxi": "/opt/leanline/configs/schemas/taxi/schema.pbtxt", "penguins": None}
+MODEL_MODULE = {"taxi": "models.taxi", "penguins": "models.tabular"}
+# TFX compiles the latest-blessed-model resolver into two chained resolver tasks: the
+# first finds the blessing, the second its model, which downstream tasks consume.
+RESOLVER_BLESSING_TASK = f"{LATEST_BLESSED_RESOLVER}-model-blessing-resolver"
+RESOLVER_MODEL_TASK = f"{LATEST_BLESSED_RESOLVER}-model-resolver"
+TOKEN = "token-of-the-test-double"
+COOKIE = "authservice_session=cookie-of-the-test-double"
+
+
+def leanline(*argv: str) -> int:
+    """A `leanline` subcommand of this area, parsed and run as the console script does."""
+    parser = argparse.ArgumentParser(prog="leanline")
+    cli.register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    return args.handler(args)
+
+
+def config_with_beam_args(name: str) -> LeanlineConfig:
+    config = load_config(REPO / "configs" / f"{name}.yaml")
+    kubeflow = {**config.kubeflow.model_dump(), "beam_pipeline_args": BEAM_ARGS}
+    return config.with_overrides(kubeflow=kubeflow)
+
+
+def parse_spec(path: Path) -> pipeline_spec_pb2.PipelineSpec:
+    return json_format.ParseDict(
+        yaml.safe_load(path.read_text()),
+        pipeline_spec_pb2.PipelineSpec(),
+        ignore_unknown_fields=False,
+    )
+
+
+def constant(task: pipeline_spec_pb2.PipelineTaskSpec, name: str) -> Any:
+    return json_format.MessageToDict(task.inputs.parameters[name].runtime_value.constant)
+
+
+def upstream_tasks(task: pipeline_spec_pb2.PipelineTaskSpec) -> set[str]:
+    """Tasks this one waits for: explicit dependencies and producers of its inputs."""
+    producers = {
+        artifact.task_output_artifact.producer_task
+        for artifact in task.inputs.artifacts.values()
+        if artifact.HasField("task_output_artifact")
+    }
+    return set(task.dependent_tasks) | producers
+
+
+def task_name(component_id: str) -> str:
+    return RESOLVER_MODEL_TASK if component_id == LATEST_BLESSED_RESOLVER else component_id
+
+
+@pytest.fixture(scope="module")
+def compiled(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
+    """Per config: its package, its local pipeline root, and the config it was compiled from.
+
+    taxi goes through the CLI with image, root and Beam args from its config file;
+    penguins through compile_pipeline with explicit arguments."""
+    out = tmp_path_factory.mktemp("kubeflow")
+    results: dict[str, dict[str, Any]] = {}
+
+    root = out / "taxi-root"
+    raw = yaml.safe_load((REPO / "configs" / "taxi.yaml").read_text())
+    raw["kubeflow"] = {"image": IMAGE, "pipeline_root": str(root), "beam_pipeline_args": BEAM_ARGS}
+    config_file = out / "taxi-cluster.yaml"
+    config_file.write_text(yaml.safe_dump(raw))
+    package = out / "taxi.yaml"
+    exit_code = leanline(
+        "compile", "kubeflow", "--config", str(config_file), "--output", str(package),
+        "--data", DATA["taxi"], "--schema", SCHEMA["taxi"],
+    )  # fmt: skip
+    assert exit_code == 0
+    results["taxi"] = {
+        "package": package,
+        "root": root,
+        "config": load_config(config_file, check_paths=False),
+    }
+
+    root = out / "penguins-root"
+    config = config_with_beam_args("penguins")
+    package = compile_pipeline(
+        config,
+        out / "penguins.yaml",
+        image=IMAGE,
+        pipeline_root=str(root),
+        data_path=DATA["penguins"],
+    )
+    results["penguins"] = {"package": package, "root": root, "config": config}
+    return results
+
+
+@pytest.fixture(params=["taxi", "penguins"])
+def case(request: pytest.FixtureRequest, compiled: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    name = request.param
+    spec = parse_spec(compiled[name]["package"])
+    return {"name": name, "spec": spec, "tasks": spec.root.dag.tasks, **compiled[name]}
+
+
+def test_every_local_component_is_a_task_with_the_same_upstream_tasks(case: dict[str, Any]) -> None:
+    name, tasks = case["name"], case["tasks"]
+    local = create_pipeline(
+        cluster_config(case["config"], SCHEMA[name]),
+        data_path=DATA[name],
+        pipeline_root=str(case["root"]),
+        metadata_connection_config=None,
+        serving_root=str(case["root"]),
+        beam_pipeline_args=BEAM_ARGS,
+    )
+    component_ids = [component.id for component in local.components]
+    assert len(component_ids) == 12
+    assert set(tasks) == {task_name(c) for c in component_ids} | {RESOLVER_BLESSING_TASK}
+    for component in local.components:
+        task = task_name(component.id)
+        expected = {task_name(upstream.id) for upstream in component.upstream_nodes}
+        if task == RESOLVER_MODEL_TASK:
+            expected.add(RESOLVER_BLESSING_TASK)
+        assert upstream_tasks(tasks[task]) == expected, task
+    assert upstream_tasks(tasks[RESOLVER_BLESSING_TASK]) == set()
+
+
+def test_every_step_runs_the_image_with_the_beam_args(case: dict[str, Any]) -> None:
+    executors = case["spec"].deployment_spec.fields["executors"].struct_value.fields
+    containers = {
+        name: json_format.MessageToDict(executor.struct_value)["container"]
+        for name, executor in executors.items()
+        if "container" in executor.struct_value.fields
+    }
+    # Every task but the two resolver halves runs a container.
+    assert len(containers) == len(case["tasks"]) - 2
+    for name, container in containers.items():
+        assert container["image"] == IMAGE, name
+        assert container["command"] == [
+            "python", "-m", "tfx.orchestration.kubeflow.v2.container.kubeflow_v2_run_executor"
+        ], name  # fmt: skip
+        assert container["args"][-len(BEAM_ARGS) :] == BEAM_ARGS, name
+
+
+def test_model_code_data_and_roots_are_carried(case: dict[str, Any]) -> None:
+    name, spec, tasks, root = case["name"], case["spec"], case["tasks"], str(case["root"])
+    module = MODEL_MODULE[name]
+    assert spec.schema_version == "2.1.0"
+    assert spec.pipeline_info.name == name
+    assert spec.default_pipeline_root == root
+    assert (
+        constant(tasks["Transform"], "preprocessing_fn")
+        == f"{module}.preprocessing.preprocessing_fn"
+    )
+    assert constant(tasks["Trainer"], "run_fn") == f"{module}.model.run_fn"
+    expected_custom_config = custom_config(case["config"])
+    for task in ("Transform", "Trainer", "Compressor"):
+        assert json.loads(constant(tasks[task], "custom_config")) == expected_custom_config, task
+    assert constant(tasks["CsvExampleGen"], "input_base") == INPUT_BASE[name]
+    assert constant(tasks["ServingPusher"], "serving_model_dir") == f"{root}/serving/{name}"
+    assert constant(tasks["ServingPusher"], "tflite_model_dir") == f"{root}/tflite/{name}"
+    if SCHEMA[name]:
+        assert constant(tasks["ImportSchemaGen"], "schema_file") == SCHEMA[name]
+    else:
+        assert "SchemaGen" in tasks and "ImportSchemaGen" not in tasks
+
+
+def test_compiling_writes_nothing_under_the_pipeline_root(case: dict[str, Any]) -> None:
+    assert case["package"].is_file()
+    assert not case["root"].exists()
+
+
+def test_the_kfp_sdk_loads_the_package(case: dict[str, Any]) -> None:
+    component = kfp.components.load_component_from_file(str(case["package"]))
+    assert component.name == case["name"]
+    assert set(component.pipeline_spec.root.dag.tasks) == set(case["tasks"])
+
+
+def test_vertex_format_writes_a_pipeline_job(
+    compiled: dict[str, dict[str, Any]], tmp_path: Path
+) -> None:
+    penguins = compiled["penguins"]
+    root = "gs://bucket/vertex-root"
+    path = compile_pipeline(
+        penguins["config"], tmp_path / "penguins.json", image=IMAGE, pipeline_root=root,
+        data_path=DATA["penguins"], fmt="vertex",
+    )  # fmt: skip
+    job = json_format.ParseDict(
+        json.loads(path.read_text()), pipeline_spec_pb2.PipelineJob(), ignore_unknown_fields=False
+    )
+    assert job.display_name == "penguins"
+    assert job.runtime_config.gcs_output_directory == root
+    tasks = job.pipeline_spec.fields["root"].struct_value.fields["dag"].struct_value.fields["tasks"]
+    assert set(tasks.struct_value.fields) == set(parse_spec(penguins["package"]).root.dag.tasks)
+    assert job.pipeline_spec.fields["defaultPipelineRoot"].string_value == root
+
+
+def test_a_schema_in_a_bucket_is_read_from_there(
+    compiled: dict[str, dict[str, Any]], tmp_path: Path
+) -> None:
+    schema = "gs://bucket/schemas/taxi/schema.pbtxt"
+    package = compile_pipeline(
+        compiled["taxi"]["config"], tmp_path / "taxi.yaml", data_path=DATA["taxi"], schema=schema
+    )
+    assert constant(parse_spec(package).root.dag.tasks["ImportSchemaGen"], "schema_file") == schema
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"data_path": None}, "local-only dataset"),
+        ({"schema": None}, "data.schema 'schemas/taxi/schema.pbtxt' is local"),
+        ({"pipeline_root": "s3://bucket/root"}, "not s3://"),
+        ({"data_path": "minio://bucket/taxi.csv"}, "not minio://"),
+        ({"fmt": "vertex"}, "writes a .json file"),
+    ],
+)
+def test_inputs_the_pods_cannot_read_are_refused(
+    overrides: dict[str, Any], message: str, tmp_path: Path
+) -> None:
+    arguments = {
+        "data_path": DATA["taxi"],
+        "schema": SCHEMA["taxi"],
+        "pipeline_root": "gs://b/r",
+        **overrides,
+    }
+    config = load_config(REPO / "configs" / "taxi.yaml")
+    config = config.with_overrides(
+        data={**config.data.model_dump(by_alias=True), "schema": "schemas/taxi/schema.pbtxt"}
+    )
+    with pytest.raises(UserError, match=message):
+        compile_pipeline(config, tmp_path / "taxi.yaml", **arguments)
+    assert not (tmp_path / "taxi.yaml").exists()
+
+
+# --- leanline submit -----------------------------------------------------------------
+
+
+def submit(*extra: str, package: Path, host: str) -> int:
+    return leanline("submit", "--host", host, "--package", str(package), *extra)
+
+
+def test_submit_sends_the_spec_the_pipeline_root_and_the_credentials(
+    compiled: dict[str, dict[str, Any]],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    taxi = compiled["taxi"]
+    monkeypatch.setenv("KFP_TOKEN", TOKEN)
+    monkeypatch.setenv("KFP_COOKIE", COOKIE)
+    with KfpApiDouble(token=TOKEN) as api:
+        assert submit("--experiment", "leanline-test", package=taxi["package"], host=api.url) == 0
+
+    assert all(r.headers.get("authorization") == f"Bearer {TOKEN}" for r in api.requests)
+    assert all(r.headers.get("cookie") == COOKIE for r in api.requests)
+    assert api.requests_to("GET", "/healthz")
+    [experiment] = api.experiments
+    assert experiment["display_name"] == "leanline-test"
+    [run] = api.runs
+    assert run["experiment_id"] == experiment["experiment_id"]
+    assert run["display_name"].startswith("taxi ")
+    assert run["pipeline_spec"] == yaml.safe_load(taxi["package"].read_text())
+    assert run["runtime_config"] == {"pipeline_root": str(taxi["root"]), "parameters": {}}
+    printed = capsys.readouterr()
+    assert run["run_id"] in printed.out
+    assert (
+        TOKEN not in printed.out + printed.err
+        and "cookie-of-the-test-double" not in printed.out + printed.err
+    )
+
+
+def test_submit_reuses_an_existing_experiment_and_converts_parameters(
+    compiled: dict[str, dict[str, Any]], tmp_path: Path
+) -> None:
+    # The compiled pipeline declares no runtime parameters; give a copy two.
+    spec = yaml.safe_load(compiled["taxi"]["package"].read_text())
+    spec["root"]["inputDefinitions"] = {
+        "parameters": {
+            "epochs": {"parameterType": "NUMBER_INTEGER"},
+            "note": {"parameterType": "STRING"},
+        }
+    }
+    package = tmp_path / "with-parameters.yaml"
+    package.write_text(yaml.safe_dump(spec))
+    with KfpApiDouble() as api:
+        for _ in range(2):
+            submit(
+                "--experiment",
+                "e",
+                "--param",
+                "epochs=3",
+                "--param",
+                "note=a=b",
+                package=package,
+                host=api.url,
+            )
+        with pytest.raises(UserError, match="not a valid NUMBER_INTEGER"):
+            submit("--param", "epochs=three", package=package, host=api.url)
+    assert len(api.experiments) == 1 and len(api.runs) == 2
+    assert [run["runtime_config"]["parameters"] for run in api.runs] == [
+        {"epochs": 3, "note": "a=b"}
+    ] * 2
+
+
+def test_submit_refuses_parameters_the_pipeline_does_not_declare(
+    compiled: dict[str, dict[str, Any]],
+) -> None:
+    with (
+        KfpApiDouble() as api,
+        pytest.raises(UserError, match="no such parameter .* declares: none"),
+    ):
+        submit("--param", "epochs=3", package=compiled["taxi"]["package"], host=api.url)
+    assert api.requests == []
+
+
+def test_a_rejected_token_is_reported_without_the_token(
+    compiled: dict[str, dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KFP_TOKEN", "a-wrong-token")
+    with KfpApiDouble(token=TOKEN) as api, pytest.raises(UserError) as error:
+        submit(package=compiled["taxi"]["package"], host=api.url)
+    assert "refused the request (401" in str(error.value) and "KFP_TOKEN" in str(error.value)
+    assert "a-wrong-token" not in str(error.value)
+    assert api.runs == []
+
+
+def test_an_unreachable_host_is_a_user_error(compiled: dict[str, dict[str, Any]]) -> None:
+    host = f"http://127.0.0.1:{closed_loopback_port()}"
+    with pytest.raises(
+        UserError, match=f"cannot reach Kubeflow Pipelines at {host}.*Connection refused"
+    ):
+        submit(package=compiled["taxi"]["package"], host=host)
+
+
+@pytest.mark.parametrize(
+    ("package", "message"),
+    [
+        ("missing.yaml", "pipeline package not found"),
+        ("configs/taxi.yaml", "not a pipeline spec"),
+        ("pipeline.json", "Vertex AI PipelineJob"),
+    ],
+)
+def test_a_bad_package_is_refused_before_contacting_the_host(
+    package: str, message: str, tmp_path: Path
+) -> None:
+    path = REPO / package if package.startswith("configs/") else tmp_path / package
+    if path.suffix == ".json":
+        path.write_text("{}")
+    with pytest.raises(UserError, match=message):
+        submit(package=path, host=f"http://127.0.0.1:{closed_loopback_port()}")
