@@ -1,0 +1,1 @@
+"""Code every model family shares: config parsing, strategies, input data, training, export."""

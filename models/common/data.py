@@ -1,0 +1,73 @@
+"""tf.data input over TFX's transformed examples, usable with or without a Trainer.
+
+Transform writes gzipped TFRecord files of tf.Example; their feature spec comes from
+the transform graph. The Trainer passes file patterns (`fn_args.train_files`); the
+Compressor passes its own patterns and row limits, so nothing here needs a
+`data_accessor`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import tensorflow as tf
+import tensorflow_transform as tft
+
+from models.common.features import LABEL_KEY
+
+SHUFFLE_BUFFER_SIZE = 10_000
+SHUFFLE_SEED = 42
+
+FilePatterns = str | Sequence[str]
+
+
+def matching_files(file_pattern: FilePatterns) -> list[str]:
+    """The files matching one pattern or a list of them, sorted so reads are repeatable."""
+    patterns = [file_pattern] if isinstance(file_pattern, str) else list(file_pattern)
+    files = sorted({path for pattern in patterns for path in tf.io.gfile.glob(pattern)})
+    if not files:
+        raise FileNotFoundError(f"no transformed examples match {patterns}")
+    return files
+
+
+def _records(file_pattern: FilePatterns) -> tf.data.Dataset:
+    return tf.data.TFRecordDataset(matching_files(file_pattern), compression_type="GZIP")
+
+
+def count_examples(file_pattern: FilePatterns) -> int:
+    """Number of records, counted without parsing them (one cheap pass over the files)."""
+    return int(_records(file_pattern).reduce(tf.constant(0, tf.int64), lambda n, _: n + 1))
+
+
+def transformed_dataset(
+    file_pattern: FilePatterns,
+    tf_transform_output: tft.TFTransformOutput,
+    batch_size: int,
+    *,
+    shuffle: bool,
+    repeat: bool,
+    limit: int | None = None,
+) -> tf.data.Dataset:
+    """Batches of `(features, label)`: transformed features without the label, and the label.
+
+    `limit` keeps the first `limit` records (before shuffling). A repeated dataset drops
+    the last partial batch, so every step sees `batch_size` rows (TPUs need static shapes).
+    """
+    feature_spec = tf_transform_output.transformed_feature_spec()
+    if LABEL_KEY not in feature_spec:
+        raise ValueError(f"the transform graph outputs no {LABEL_KEY!r} feature")
+
+    def parse(serialized: tf.Tensor) -> tuple[dict[str, tf.Tensor], tf.Tensor]:
+        features = tf.io.parse_example(serialized, feature_spec)
+        label = features.pop(LABEL_KEY)
+        return features, label
+
+    dataset = _records(file_pattern)
+    if limit is not None:
+        dataset = dataset.take(limit)
+    if shuffle:
+        dataset = dataset.shuffle(SHUFFLE_BUFFER_SIZE, seed=SHUFFLE_SEED)
+    if repeat:
+        dataset = dataset.repeat()
+    dataset = dataset.batch(batch_size, drop_remainder=repeat)
+    return dataset.map(parse, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)

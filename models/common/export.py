@@ -1,0 +1,165 @@
+"""The serving SavedModel: raw tf.Examples in, class probabilities out.
+
+The Trainer exports the uncompressed model with this and the Compressor exports the
+compressed one, so both are served, evaluated and pushed the same way. Signatures:
+
+- `serving_default`: `examples` (serialized tf.Example without the label) ->
+  `{"outputs": probabilities}`; what TF Serving and TFMA call.
+- `serving_raw`: one tensor per raw feature, shape [batch] (one value per example),
+  every value present (send missing values through `serving_default`) ->
+  `{"outputs": probabilities}`; the easy one for REST `instances`.
+- `transform_features`: serialized tf.Example WITH the raw label -> every transformed
+  feature and `label`; TFMA's `preprocessing_function_names` uses it to get labels.
+
+Requests carry only the raw features the model uses (`serving_feature_spec`); other
+columns of a tf.Example are ignored.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+import tensorflow as tf
+import tensorflow_transform as tft
+import tf_keras as keras
+
+from models.common.features import LABEL_KEY
+
+KERAS_MODEL_DIR = "keras_model"
+EXAMPLES_INPUT = "examples"
+OUTPUTS_KEY = "outputs"
+SERVING_DEFAULT_SIGNATURE = "serving_default"
+SERVING_RAW_SIGNATURE = "serving_raw"
+TRANSFORM_FEATURES_SIGNATURE = "transform_features"
+
+FeatureSpec = dict[str, tf.io.FixedLenFeature | tf.io.VarLenFeature]
+
+
+def keras_model_dir(serving_model_dir: str) -> str:
+    """Where the plain Keras model sits next to a model artifact's serving model."""
+    return os.path.join(os.path.dirname(serving_model_dir.rstrip("/")), KERAS_MODEL_DIR)
+
+
+def _zero_example(spec: FeatureSpec) -> dict[str, tf.Tensor | tf.SparseTensor]:
+    """A batch of one example shaped like parsed `spec`: 0 or "" for every feature."""
+    batch = {}
+    for name, feature in spec.items():
+        if isinstance(feature, tf.io.VarLenFeature):
+            batch[name] = tf.SparseTensor([[0, 0]], tf.zeros([1], feature.dtype), [1, 1])
+        else:
+            batch[name] = tf.zeros([1, *feature.shape], feature.dtype)
+    return batch
+
+
+def _columns_computing(
+    tf_transform_output: tft.TFTransformOutput, spec: FeatureSpec, outputs: set[str]
+) -> FeatureSpec:
+    """The part of `spec` that the transformed `outputs` are computed from.
+
+    The transform layer computes only the outputs whose inputs it is given, so a raw
+    feature is needed exactly when leaving it out loses one of `outputs`.
+    """
+    transform = tf_transform_output.transform_features_layer()
+    batch = _zero_example(spec)
+
+    def computes_outputs(columns: set[str]) -> bool:
+        return outputs <= set(transform({c: batch[c] for c in columns}))
+
+    if not computes_outputs(set(spec)):
+        raise ValueError(f"the transform graph does not output all of {sorted(outputs)}")
+    return {c: f for c, f in spec.items() if not computes_outputs(set(spec) - {c})}
+
+
+def serving_feature_spec(
+    keras_model: keras.Model, tf_transform_output: tft.TFTransformOutput, raw_label_column: str
+) -> FeatureSpec:
+    """The raw features a request carries: those the model's inputs are computed from.
+
+    Raw columns the model ignores, and the label, are not part of any request.
+    """
+    spec = tf_transform_output.raw_feature_spec()
+    if raw_label_column not in spec:
+        raise ValueError(f"raw label column {raw_label_column!r} is not in the raw feature spec")
+    del spec[raw_label_column]
+    return _columns_computing(tf_transform_output, spec, set(keras_model.input_names))
+
+
+def labelled_feature_spec(
+    keras_model: keras.Model, tf_transform_output: tft.TFTransformOutput
+) -> FeatureSpec:
+    """The raw features `transform_features` parses: those of the model inputs and the label."""
+    outputs = {*keras_model.input_names, LABEL_KEY}
+    return _columns_computing(tf_transform_output, tf_transform_output.raw_feature_spec(), outputs)
+
+
+def _is_scalar(feature: tf.io.FixedLenFeature | tf.io.VarLenFeature) -> bool:
+    """One value per example: every VarLen CSV column, and FixedLen of shape [] or [1]."""
+    return isinstance(feature, tf.io.VarLenFeature) or math.prod(feature.shape) == 1
+
+
+def _raw_tensor_spec(name: str, feature: tf.io.FixedLenFeature | tf.io.VarLenFeature):
+    shape = [None] if _is_scalar(feature) else [None, *feature.shape]
+    return tf.TensorSpec(shape, feature.dtype, name=name)
+
+
+def _as_parsed(tensors: dict[str, tf.Tensor], spec: FeatureSpec) -> dict[str, tf.Tensor]:
+    """`serving_raw`'s inputs shaped the way `tf.io.parse_example` returns the features."""
+    parsed = {}
+    for name, feature in spec.items():
+        value = tensors[name]
+        if isinstance(feature, tf.io.VarLenFeature):
+            # Every row has its one value: a [batch, 1] SparseTensor.
+            rows = tf.shape(value, out_type=tf.int64)[0]
+            value = tf.SparseTensor(
+                indices=tf.stack([tf.range(rows), tf.zeros([rows], tf.int64)], axis=1),
+                values=value,
+                dense_shape=tf.stack([rows, tf.constant(1, tf.int64)]),
+            )
+        elif _is_scalar(feature):
+            value = tf.reshape(value, [-1, *feature.shape])
+        parsed[name] = value
+    return parsed
+
+
+def export_serving_model(
+    keras_model: keras.Model,
+    tf_transform_output: tft.TFTransformOutput,
+    export_dir: str,
+    raw_label_column: str,
+) -> None:
+    """Saves `keras_model` with the transform graph in front of it (signatures above).
+
+    The transform layer is attached to the model so the SavedModel tracks its assets
+    (vocabularies) and variables.
+    """
+    serving_spec = serving_feature_spec(keras_model, tf_transform_output, raw_label_column)
+    labelled_spec = labelled_feature_spec(keras_model, tf_transform_output)
+    keras_model.tft_layer = tf_transform_output.transform_features_layer()
+
+    def predict(raw_features: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        transformed = keras_model.tft_layer(raw_features)
+        model_inputs = {name: transformed[name] for name in keras_model.input_names}
+        return {OUTPUTS_KEY: keras_model(model_inputs, training=False)}
+
+    examples_spec = tf.TensorSpec([None], tf.string, name=EXAMPLES_INPUT)
+
+    @tf.function(input_signature=[examples_spec])
+    def serve_examples(examples: tf.Tensor) -> dict[str, tf.Tensor]:
+        return predict(tf.io.parse_example(examples, serving_spec))
+
+    @tf.function
+    def serve_raw(**tensors: tf.Tensor) -> dict[str, tf.Tensor]:
+        return predict(_as_parsed(tensors, serving_spec))
+
+    @tf.function(input_signature=[examples_spec])
+    def transform_features(examples: tf.Tensor) -> dict[str, tf.Tensor]:
+        return keras_model.tft_layer(tf.io.parse_example(examples, labelled_spec))
+
+    raw_inputs = {name: _raw_tensor_spec(name, f) for name, f in serving_spec.items()}
+    signatures = {
+        SERVING_DEFAULT_SIGNATURE: serve_examples.get_concrete_function(),
+        SERVING_RAW_SIGNATURE: serve_raw.get_concrete_function(**raw_inputs),
+        TRANSFORM_FEATURES_SIGNATURE: transform_features.get_concrete_function(),
+    }
+    keras_model.save(export_dir, save_format="tf", signatures=signatures, include_optimizer=False)

@@ -1,0 +1,154 @@
+"""The body of every family's `run_fn`: read the config, train under a strategy, export.
+
+A family only supplies `build_model(inputs, model_config) -> keras.Model`; compiling,
+input data, distribution, history and both exports are the same for all of them.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import os
+import tempfile
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import tensorflow as tf
+import tensorflow_transform as tft
+import tf_keras as keras
+from tensorflow_metadata.proto.v0 import schema_pb2
+from tfx.components.trainer.fn_args_utils import FnArgs
+
+from models.common.data import count_examples, transformed_dataset
+from models.common.export import export_serving_model, keras_model_dir
+from models.common.features import (
+    LABEL_KEY,
+    ModelInput,
+    model_config,
+    model_inputs,
+    training_config,
+)
+from models.common.strategy import is_chief, make_strategy
+from pipeline.config import ModelConfig, TrainingConfig
+
+BuildModel = Callable[[Mapping[str, ModelInput], ModelConfig], keras.Model]
+
+RANDOM_SEED = 42
+HISTORY_FILE = "history.json"
+
+
+def compile_model(model: keras.Model, num_classes: int, learning_rate: float) -> None:
+    """Adam with the loss and metrics that fit the output: sigmoid (2 classes) or softmax."""
+    if num_classes == 2:
+        loss = keras.losses.BinaryCrossentropy()
+        metrics = [keras.metrics.BinaryAccuracy(), keras.metrics.AUC(name="auc")]
+    else:
+        loss = keras.losses.SparseCategoricalCrossentropy()
+        metrics = [keras.metrics.SparseCategoricalAccuracy()]
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate=learning_rate), loss=loss, metrics=metrics
+    )
+
+
+def check_label_classes(tf_transform_output: tft.TFTransformOutput, model: ModelConfig) -> None:
+    """Fails early when a vocabulary label holds more classes than the config declares."""
+    domain = tf_transform_output.transformed_domains().get(LABEL_KEY)
+    if not isinstance(domain, schema_pb2.IntDomain):
+        return  # an integer label column: its values are the class ids
+    found = domain.max + 1
+    if found > model.label.num_classes:
+        raise ValueError(
+            f"label column {model.label.column!r} has {found} classes in the data, "
+            f"but model.label.num_classes is {model.label.num_classes}"
+        )
+
+
+def steps_per_epoch(
+    train_examples: int, global_batch_size: int, training: TrainingConfig, train_steps: int | None
+) -> int:
+    """One pass over the train split, bounded by `training.steps_per_epoch` and by the
+    Trainer's total `train_steps` (TrainArgs.num_steps) spread over the epochs."""
+    steps = math.ceil(train_examples / global_batch_size)
+    if training.steps_per_epoch:
+        steps = min(steps, training.steps_per_epoch)
+    if train_steps:
+        steps = min(steps, math.ceil(train_steps / training.epochs))
+    return max(steps, 1)
+
+
+def _write_history(history: keras.callbacks.History, path: str, details: Mapping[str, Any]) -> None:
+    metrics = history.history
+    epochs = [
+        {"epoch": epoch + 1, **{name: float(values[epoch]) for name, values in metrics.items()}}
+        for epoch in range(len(history.epoch))
+    ]
+    tf.io.gfile.makedirs(os.path.dirname(path))
+    with tf.io.gfile.GFile(path, "w") as handle:
+        json.dump({**details, "epochs": epochs}, handle, indent=2)
+
+
+def _callbacks(model_run_dir: str) -> list[keras.callbacks.Callback]:
+    # TF 2.21 no longer depends on TensorBoard; its logs are written when it is installed.
+    if importlib.util.find_spec("tensorboard") is None:
+        tf.get_logger().warning("TensorBoard is not installed: no training logs for it")
+        return []
+    return [keras.callbacks.TensorBoard(log_dir=model_run_dir)]
+
+
+def train_and_export(fn_args: FnArgs, build_model: BuildModel) -> keras.Model:
+    """Trains `build_model`'s model on the transformed train split and exports it.
+
+    Writes the Keras model to `<model artifact>/keras_model`, the serving SavedModel to
+    `fn_args.serving_model_dir`, and TensorBoard logs and `history.json` to
+    `fn_args.model_run_dir`. Returns the trained model.
+    """
+    training = training_config(fn_args.custom_config)
+    # First: a multi-worker strategy must exist before other TF ops run.
+    strategy = make_strategy(training.strategy)
+    keras.utils.set_random_seed(RANDOM_SEED)
+    model_cfg = model_config(fn_args.custom_config)
+    tf_transform_output = tft.TFTransformOutput(fn_args.transform_graph_path)
+    check_label_classes(tf_transform_output, model_cfg)
+
+    global_batch_size = training.batch_size * strategy.num_replicas_in_sync
+    train_data = transformed_dataset(
+        fn_args.train_files, tf_transform_output, global_batch_size, shuffle=True, repeat=True
+    )
+    eval_data = transformed_dataset(
+        fn_args.eval_files, tf_transform_output, global_batch_size, shuffle=False, repeat=False
+    )
+    steps = steps_per_epoch(
+        count_examples(fn_args.train_files), global_batch_size, training, fn_args.train_steps
+    )
+
+    with strategy.scope():
+        model = build_model(model_inputs(tf_transform_output), model_cfg)
+        compile_model(model, model_cfg.label.num_classes, training.learning_rate)
+    model.summary(print_fn=tf.get_logger().info)
+
+    history = model.fit(
+        train_data,
+        epochs=training.epochs,
+        steps_per_epoch=steps,
+        validation_data=eval_data,
+        validation_steps=fn_args.eval_steps,
+        callbacks=_callbacks(fn_args.model_run_dir),
+        verbose=2,
+    )
+
+    if is_chief(strategy):
+        serving_dir = fn_args.serving_model_dir
+        details = {
+            "steps_per_epoch": steps,
+            "global_batch_size": global_batch_size,
+            "replicas": strategy.num_replicas_in_sync,
+        }
+        _write_history(history, os.path.join(fn_args.model_run_dir, HISTORY_FILE), details)
+    else:
+        # Saving is collective: every multi-worker task saves, only the chief's copy is kept.
+        serving_dir = os.path.join(tempfile.mkdtemp(), os.path.basename(fn_args.serving_model_dir))
+    # Saved before the export, which attaches the transform layer to the model.
+    model.save(keras_model_dir(serving_dir), save_format="tf")
+    export_serving_model(model, tf_transform_output, serving_dir, model_cfg.label.column)
+    return model

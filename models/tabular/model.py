@@ -1,0 +1,52 @@
+"""The tabular network: embeddings for integer ids, floats as they are, then Dense layers.
+
+Categorical features go through small Embeddings rather than one-hot encodings:
+an embedding is a table lookup that TFLite runs natively and int8 quantizes, and its
+size grows with the square root of the vocabulary instead of linearly.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+import tf_keras as keras
+from tfx.components.trainer.fn_args_utils import FnArgs
+
+from models.common.features import ModelInput
+from models.common.layers import classification_output, keras_inputs
+from models.common.train import train_and_export
+from pipeline.config import ModelConfig
+
+MAX_EMBEDDING_DIM = 8
+
+
+def embedding_dim(num_categories: int) -> int:
+    return min(MAX_EMBEDDING_DIM, math.ceil(math.sqrt(num_categories)))
+
+
+def _encoded(spec: ModelInput, x: keras.layers.Layer) -> keras.layers.Layer:
+    """One feature as a [batch, width] float block."""
+    if spec.num_categories is not None:
+        return keras.layers.Embedding(
+            spec.num_categories, embedding_dim(spec.num_categories), name=f"{spec.name}_embedding"
+        )(x)
+    if not spec.shape:
+        return keras.layers.Reshape((1,), name=f"{spec.name}_column")(x)
+    return keras.layers.Flatten(name=f"{spec.name}_flat")(x)
+
+
+def build_model(inputs: Mapping[str, ModelInput], model: ModelConfig) -> keras.Model:
+    """A functional tf_keras model over the transformed features (uncompiled)."""
+    keras_in = keras_inputs(inputs)
+    blocks = [_encoded(spec, keras_in[name]) for name, spec in inputs.items()]
+    hidden = keras.layers.Concatenate(name="features")(blocks) if len(blocks) > 1 else blocks[0]
+    for index, units in enumerate(model.hidden_units):
+        hidden = keras.layers.Dense(units, activation="relu", name=f"hidden_{index}")(hidden)
+    outputs = classification_output(hidden, model.label.num_classes)
+    return keras.Model(inputs=keras_in, outputs=outputs, name=f"{model.family}_classifier")
+
+
+def run_fn(fn_args: FnArgs) -> None:
+    """Trainer's entry point."""
+    train_and_export(fn_args, build_model)

@@ -1,0 +1,5 @@
+"""Shared pytest fixtures."""
+
+# --- models: a tiny real TFX run up to the Trainer (tests/fixtures_models.py) ---
+from fixtures_models import trained_taxi_model  # noqa: F401
+# --- end models ---
