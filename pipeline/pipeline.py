@@ -159,6 +159,9 @@ def create_pipeline(
             model=compressed_model,
             compression_blessing=compression_blessing,
             model_blessing=evaluate_vs_blessed.outputs["blessing"],
+            # The evaluations let a refusal name the metric that failed.
+            compression_evaluation=evaluate_compression.outputs["evaluation"],
+            model_evaluation=evaluate_vs_blessed.outputs["evaluation"],
             examples=examples,
             serving_model_dir=os.path.join(serving_root, SERVING_DIR, config.name),
             tflite_model_dir=os.path.join(serving_root, TFLITE_DIR, config.name),

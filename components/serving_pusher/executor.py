@@ -1,0 +1,265 @@
+"""ServingPusher executor: check the blessings, then stage, check and publish one version.
+
+A push writes `<serving_model_dir>/<version>/` (the SavedModel plus
+`assets.extra/tf_serving_warmup_requests`) and `<tflite_model_dir>/<version>/model.tflite`
+with one version number, through `serving.versions.publish_version`: nothing is
+visible to TF Serving until the staged version loaded and answered its warm-up
+requests in-process. The PushedModel artifact records the outcome in custom
+properties (`pushed`, `pushed_destination`, `pushed_version`, `not_pushed_reason`)
+and a `push.json` summary.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import tensorflow as tf
+import tensorflow_model_analysis as tfma
+from absl import logging
+from tensorflow_model_analysis.proto import config_pb2, metrics_for_slice_pb2, validation_result_pb2
+from tensorflow_serving.apis import prediction_log_pb2
+from tfx import types
+from tfx.dsl.components.base import base_executor
+from tfx.types import artifact_utils
+from tfx.utils import path_utils
+
+from components.compressor.executor import TFLITE_FILE, tflite_model_path
+from pipeline.errors import UserError
+from serving.check import ServableReport, check_servable
+from serving.versions import publish_version
+from serving.warmup import read_split_examples, warmup_records, write_warmup_requests
+
+MODEL_KEY = "model"
+COMPRESSION_BLESSING_KEY = "compression_blessing"
+MODEL_BLESSING_KEY = "model_blessing"
+COMPRESSION_EVALUATION_KEY = "compression_evaluation"
+MODEL_EVALUATION_KEY = "model_evaluation"
+EXAMPLES_KEY = "examples"
+PUSHED_MODEL_KEY = "pushed_model"
+SERVING_MODEL_DIR_KEY = "serving_model_dir"
+TFLITE_MODEL_DIR_KEY = "tflite_model_dir"
+WARMUP_REQUESTS_KEY = "warmup_requests"
+MODEL_NAME_KEY = "model_name"
+
+PUSH_SUMMARY_FILE = "push.json"
+
+# How a change threshold reads: how far the metric may move vs the baseline.
+_CHANGE_BOUND = {
+    config_pb2.MetricDirection.HIGHER_IS_BETTER: "down to ",
+    config_pb2.MetricDirection.LOWER_IS_BETTER: "up to ",
+}
+
+# Each blessing input with the Evaluator evaluation that explains it, and the gate's name.
+_GATES = (
+    (COMPRESSION_BLESSING_KEY, COMPRESSION_EVALUATION_KEY, "EvaluateCompression"),
+    (MODEL_BLESSING_KEY, MODEL_EVALUATION_KEY, "EvaluateVsBlessed"),
+)
+
+
+class Executor(base_executor.BaseExecutor):
+    def Do(
+        self,
+        input_dict: dict[str, list[types.Artifact]],
+        output_dict: dict[str, list[types.Artifact]],
+        exec_properties: dict[str, Any],
+    ) -> None:
+        pushed_model = artifact_utils.get_single_instance(output_dict[PUSHED_MODEL_KEY])
+        refusals = blessing_refusals(input_dict)
+        if refusals:
+            reason = "; ".join(refusals)
+            logging.info("Not pushing: %s", reason)
+            _record(pushed_model, pushed=False, not_pushed_reason=reason)
+            return
+
+        model = artifact_utils.get_single_instance(input_dict[MODEL_KEY])
+        warmup_count = exec_properties.get(WARMUP_REQUESTS_KEY) or 0
+        examples = []
+        if warmup_count:
+            if not input_dict.get(EXAMPLES_KEY):
+                raise UserError(f"{WARMUP_REQUESTS_KEY}={warmup_count} needs the `examples` input")
+            examples_uri = artifact_utils.get_single_uri(input_dict[EXAMPLES_KEY])
+            examples = read_split_examples(examples_uri, warmup_count)
+        push = push_model(
+            Path(model.uri),
+            serving_model_dir=exec_properties[SERVING_MODEL_DIR_KEY],
+            tflite_model_dir=exec_properties.get(TFLITE_MODEL_DIR_KEY) or None,
+            warmup=warmup_records(examples, exec_properties[MODEL_NAME_KEY]),
+        )
+        logging.info("Pushed version %d to %s", push.version, push.serving_version_dir)
+        _record(
+            pushed_model,
+            pushed=True,
+            destination=push.serving_version_dir,
+            version=push.version,
+        )
+        (Path(pushed_model.uri) / PUSH_SUMMARY_FILE).write_text(
+            json.dumps(push.summary(), indent=2)
+        )
+
+
+@dataclass(frozen=True)
+class Push:
+    version: int
+    serving_version_dir: str
+    tflite_model: str | None
+    report: ServableReport
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "serving_version_dir": self.serving_version_dir,
+            "tflite_model": self.tflite_model,
+            "warmup_requests": self.report.warmup_requests,
+            "latency_p50_ms": self.report.latency_p50_ms,
+            "latency_p95_ms": self.report.latency_p95_ms,
+        }
+
+
+def push_model(
+    model_dir: Path,
+    *,
+    serving_model_dir: str,
+    tflite_model_dir: str | None,
+    warmup: Sequence[prediction_log_pb2.PredictionLog],
+) -> Push:
+    """Publishes a Model artifact's SavedModel (and TFLite model) as one new version.
+
+    The model directories are local paths or gs:// URIs (serving/versions.py)."""
+    reports: list[ServableReport] = []
+
+    def populate_serving(staging: Path) -> None:
+        serving_source = Path(path_utils.serving_model_path(str(model_dir)))
+        reports.append(stage_saved_model(serving_source, staging, warmup))
+
+    def populate_tflite(staging: Path) -> None:
+        stage_tflite(Path(tflite_model_path(str(model_dir))), staging)
+
+    # TFLite first: TF Serving only watches the serving directory, which goes last.
+    populators = {tflite_model_dir: populate_tflite} if tflite_model_dir else {}
+    populators[serving_model_dir] = populate_serving
+    version = publish_version(populators)
+    return Push(
+        version=version,
+        serving_version_dir=_join(serving_model_dir, str(version)),
+        tflite_model=_join(tflite_model_dir, str(version), TFLITE_FILE)
+        if tflite_model_dir
+        else None,
+        report=reports[0],
+    )
+
+
+def _join(base: str, *parts: str) -> str:
+    """Joins with "/" so gs:// URIs stay intact."""
+    return "/".join([base.rstrip("/"), *parts])
+
+
+def stage_saved_model(
+    source: Path, staging: Path, warmup: Sequence[prediction_log_pb2.PredictionLog]
+) -> ServableReport:
+    """Copies the SavedModel, adds the warm-up requests, and checks that it serves."""
+    if not (source / "saved_model.pb").is_file():
+        raise UserError(f"the model artifact has no serving SavedModel at {source}")
+    shutil.copytree(source, staging, dirs_exist_ok=True)
+    if warmup:
+        write_warmup_requests(staging, warmup)
+    return check_servable(staging)
+
+
+def stage_tflite(source: Path, staging: Path) -> None:
+    """Copies the TFLite model after checking that the interpreter accepts it."""
+    if not source.is_file():
+        raise UserError(f"the model artifact has no TFLite model at {source}")
+    target = staging / source.name
+    shutil.copyfile(source, target)
+    try:
+        with warnings.catch_warnings():
+            # tf.lite.Interpreter warns that it moves to ai_edge_litert, which is not a dependency.
+            warnings.simplefilter("ignore", UserWarning)
+            tf.lite.Interpreter(model_path=str(target)).allocate_tensors()
+    except (ValueError, RuntimeError) as error:
+        raise UserError(f"{source} is not a loadable TFLite model: {error}") from error
+
+
+def blessing_refusals(input_dict: dict[str, list[types.Artifact]]) -> list[str]:
+    """Why each present blessing refused the model (empty: push)."""
+    refusals = []
+    for blessing_key, evaluation_key, gate in _GATES:
+        if not input_dict.get(blessing_key):
+            continue
+        blessing = artifact_utils.get_single_instance(input_dict[blessing_key])
+        if blessing.get_int_custom_property("blessed") == 1:
+            continue
+        name = blessing.get_string_custom_property("component_id") or gate
+        failures = []
+        if input_dict.get(evaluation_key):
+            evaluation = artifact_utils.get_single_instance(input_dict[evaluation_key])
+            failures = validation_failures(evaluation.uri)
+        detail = ": " + ", ".join(failures) if failures else ""
+        refusals.append(f"{name} did not bless the model{detail}")
+    return refusals
+
+
+def validation_failures(evaluation_uri: str) -> list[str]:
+    """Each failed threshold of an Evaluator run, e.g. `binary_accuracy change -0.012 < -0.005`."""
+    if not tf.io.gfile.glob(os.path.join(evaluation_uri, "validations*")):
+        return []
+    result = tfma.load_validation_result(evaluation_uri)
+    failures = []
+    for per_slice in result.metric_validations_per_slice:
+        slice_name = _slice_name(per_slice.slice_key)
+        for failure in per_slice.failures:
+            failures.append(f"{_threshold_failure(failure)} on {slice_name}")
+    return failures
+
+
+def _threshold_failure(failure: validation_result_pb2.ValidationFailure) -> str:
+    metric = failure.metric_key.name
+    value = failure.metric_value.double_value.value
+    threshold = failure.metric_threshold
+    if threshold.HasField("change_threshold"):
+        change = threshold.change_threshold
+        bound = _CHANGE_BOUND.get(change.direction, "")
+        limits = []
+        if change.HasField("absolute"):
+            limits.append(f"{change.absolute.value:+.4f}")
+        if change.HasField("relative"):
+            limits.append(f"{change.relative.value:+.2%} relative")
+        return f"{metric} changed by {value:+.4f} vs the baseline (allowed {bound}{' and '.join(limits)})"
+    bounds = threshold.value_threshold
+    if bounds.HasField("lower_bound") and value < bounds.lower_bound.value:
+        return f"{metric} = {value:.4f} is below the minimum {bounds.lower_bound.value:.4f}"
+    if bounds.HasField("upper_bound") and value > bounds.upper_bound.value:
+        return f"{metric} = {value:.4f} is above the maximum {bounds.upper_bound.value:.4f}"
+    return f"{metric}: {failure.message.strip() or 'failed its threshold'}"
+
+
+def _slice_name(slice_key: metrics_for_slice_pb2.SliceKey) -> str:
+    columns = [
+        f"{c.column}={c.bytes_value or c.int64_value or c.float_value}"
+        for c in slice_key.single_slice_keys
+    ]
+    return "slice " + ", ".join(columns) if columns else "the overall slice"
+
+
+def _record(
+    pushed_model: types.Artifact,
+    *,
+    pushed: bool,
+    destination: str | None = None,
+    version: int | None = None,
+    not_pushed_reason: str | None = None,
+) -> None:
+    pushed_model.set_int_custom_property("pushed", int(pushed))
+    if destination is not None:
+        pushed_model.set_string_custom_property("pushed_destination", destination)
+    if version is not None:
+        pushed_model.set_string_custom_property("pushed_version", str(version))
+    if not_pushed_reason is not None:
+        pushed_model.set_string_custom_property("not_pushed_reason", not_pushed_reason)

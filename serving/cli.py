@@ -1,0 +1,130 @@
+"""`leanline` subcommands for serving: configs, Kubernetes manifests, queries, checks."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from pipeline.config import load_config
+from pipeline.errors import UserError
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    config_parser = subparsers.add_parser(
+        "serving-config",
+        help="write TF Serving's models.config and batching.config for the pushed models",
+    )
+    config_parser.add_argument("--config", required=True, type=Path, help="leanline YAML config")
+    config_parser.add_argument("--output-dir", required=True, type=Path)
+    config_parser.add_argument(
+        "--pin",
+        action="append",
+        default=[],
+        metavar="MODEL=VERSION",
+        help="serve this version of a model instead of its latest (repeatable)",
+    )
+    config_parser.set_defaults(handler=serving_config)
+
+    manifests_parser = subparsers.add_parser(
+        "serving-manifests", help="write Kubernetes manifests that run TF Serving for the model"
+    )
+    manifests_parser.add_argument("--config", required=True, type=Path, help="leanline YAML config")
+    manifests_parser.add_argument("--output-dir", required=True, type=Path)
+    manifests_parser.add_argument(
+        "--model-base-path",
+        help="where the pods find <name>/<version>/ (default: serving.model_base_path); "
+        "for a Kubeflow run, SERVING_ROOT/serving",
+    )
+    manifests_parser.set_defaults(handler=serving_manifests)
+
+    predict_parser = subparsers.add_parser(
+        "predict", help="send rows of a CSV or JSONL file to a model on TF Serving"
+    )
+    predict_parser.add_argument("--server", required=True, help="HOST:PORT (gRPC 8500, REST 8501)")
+    predict_parser.add_argument("--model", required=True, help="model name on the server")
+    transport = predict_parser.add_mutually_exclusive_group()
+    transport.add_argument("--grpc", dest="transport", action="store_const", const="grpc")
+    transport.add_argument("--rest", dest="transport", action="store_const", const="rest")
+    predict_parser.set_defaults(transport="grpc")
+    predict_parser.add_argument("--input", required=True, type=Path, help="FILE.csv or FILE.jsonl")
+    predict_parser.add_argument("--signature", default="serving_default")
+    predict_parser.add_argument(
+        "--schema",
+        type=Path,
+        help="schema.pbtxt with the raw feature types (default: ask the server)",
+    )
+    predict_parser.add_argument("--json", action="store_true", help="print JSON, not a table")
+    predict_parser.set_defaults(handler=predict)
+
+    check_parser = subparsers.add_parser(
+        "check-servable",
+        help="load a model version like TF Serving does and replay its warm-up requests",
+    )
+    check_parser.add_argument(
+        "version_dir", type=Path, help="e.g. output/taxi/serving/taxi/<version>"
+    )
+    check_parser.set_defaults(handler=check_servable)
+
+
+# Handlers import their modules lazily: most of them load TensorFlow, which takes seconds.
+
+
+def serving_config(args: argparse.Namespace) -> int:
+    from serving.configs import write_serving_configs
+
+    files = write_serving_configs(load_config(args.config), args.output_dir, _pins(args.pin))
+    print(f"Models: {', '.join(f'{name} ({path})' for name, path in files.models.items())}")
+    print(f"Wrote {files.models_config}, {files.docker_models_config}, {files.batching_config}")
+    print(f"\nRun TF Serving on this machine:\n  {files.model_server_command}")
+    print(f"\nOr in Docker:\n  {files.docker_command}")
+    return 0
+
+
+def serving_manifests(args: argparse.Namespace) -> int:
+    from serving.manifests import write_serving_manifests
+
+    config = load_config(args.config)
+    if args.model_base_path:
+        serving = {**config.serving.model_dump(), "model_base_path": args.model_base_path}
+        config = config.with_overrides(serving=serving)
+    path = write_serving_manifests(config, args.output_dir)
+    print(f"Wrote {path}; apply it with: kubectl apply -f {path}")
+    return 0
+
+
+def predict(args: argparse.Namespace) -> int:
+    from serving.client import format_table, prediction_records, read_rows
+    from serving.client import predict as send
+
+    rows = read_rows(args.input)
+    predictions = send(
+        args.server,
+        args.model,
+        rows,
+        transport=args.transport,
+        signature=args.signature,
+        schema_path=args.schema,
+    )
+    if args.json:
+        print(json.dumps(prediction_records(predictions), indent=2))
+    else:
+        print(format_table(predictions))
+    return 0
+
+
+def check_servable(args: argparse.Namespace) -> int:
+    from serving.check import check_servable as check
+
+    print(check(args.version_dir).summary())
+    return 0
+
+
+def _pins(pins: list[str]) -> dict[str, int]:
+    parsed = {}
+    for pin in pins:
+        name, _, version = pin.partition("=")
+        if not name or not version.isdigit():
+            raise UserError(f"--pin {pin!r}: expected MODEL=VERSION, e.g. taxi=1712345678901")
+        parsed[name] = int(version)
+    return parsed

@@ -1,0 +1,93 @@
+"""TF Serving warm-up requests: real eval examples replayed when a version loads.
+
+TF Serving reads `assets.extra/tf_serving_warmup_requests` (a TFRecord file of
+`PredictionLog`) from a version directory and runs each request before it marks
+the version available, so the first user request does not pay for lazy
+initialization. The requests are made of serialized eval tf.Examples as
+ExampleGen wrote them (gzipped TFRecords under `<examples uri>/Split-eval/`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import tensorflow as tf
+from google.protobuf.message import DecodeError
+from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
+
+from models.common.export import EXAMPLES_INPUT, SERVING_DEFAULT_SIGNATURE
+from pipeline.errors import UserError
+
+WARMUP_FILE = Path("assets.extra") / "tf_serving_warmup_requests"
+EVAL_SPLIT = "eval"
+
+
+def read_split_examples(examples_uri: str, count: int, split: str = EVAL_SPLIT) -> list[bytes]:
+    """Up to `count` serialized tf.Examples from one split of an Examples artifact."""
+    pattern = f"{examples_uri.rstrip('/')}/Split-{split}/*"
+    files = sorted(tf.io.gfile.glob(pattern))
+    if not files:
+        raise UserError(
+            f"no {split} examples to build warm-up requests from: nothing matches {pattern}"
+        )
+    records = tf.data.TFRecordDataset(files, compression_type="GZIP").take(count)
+    return [bytes(record) for record in records.as_numpy_iterator()]
+
+
+def predict_request(
+    serialized_examples: Sequence[bytes],
+    model_name: str,
+    signature: str = SERVING_DEFAULT_SIGNATURE,
+) -> predict_pb2.PredictRequest:
+    """A Predict request of a batch of serialized tf.Examples on an `examples` signature."""
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = model_name
+    request.model_spec.signature_name = signature
+    request.inputs[EXAMPLES_INPUT].CopyFrom(
+        tf.make_tensor_proto(
+            list(serialized_examples), dtype=tf.string, shape=[len(serialized_examples)]
+        )
+    )
+    return request
+
+
+def warmup_records(
+    serialized_examples: Sequence[bytes], model_name: str
+) -> list[prediction_log_pb2.PredictionLog]:
+    """One single-example Predict request per example, as TF Serving replays them."""
+    return [
+        prediction_log_pb2.PredictionLog(
+            predict_log=prediction_log_pb2.PredictLog(
+                request=predict_request([example], model_name)
+            )
+        )
+        for example in serialized_examples
+    ]
+
+
+def write_warmup_requests(
+    version_dir: Path, records: Sequence[prediction_log_pb2.PredictionLog]
+) -> Path:
+    path = version_dir / WARMUP_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tf.io.TFRecordWriter(str(path)) as writer:
+        for record in records:
+            writer.write(record.SerializeToString())
+    return path
+
+
+def read_warmup_requests(version_dir: Path) -> list[prediction_log_pb2.PredictionLog]:
+    """The warm-up records of a version directory; empty when it has none."""
+    path = version_dir / WARMUP_FILE
+    if not path.exists():
+        return []
+    try:
+        return [
+            prediction_log_pb2.PredictionLog.FromString(record)
+            for record in tf.data.TFRecordDataset(str(path)).as_numpy_iterator()
+        ]
+    except (tf.errors.DataLossError, DecodeError) as error:
+        raise UserError(
+            f"warm-up file {path} is not a TFRecord file of PredictionLog: {error}"
+        ) from error
