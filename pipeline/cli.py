@@ -40,6 +40,7 @@ def _run(args: argparse.Namespace) -> int:
         config, data=args.data, beam_args=args.beam_arg, enable_cache=not args.no_cache
     )
     print(format_table(run_summary))
+    print(f"report: {config.output_path / 'report.html'}")
     return 0
 
 
@@ -55,6 +56,7 @@ def _schema(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from kubeflow import cli as kubeflow_cli
+    from pipeline.report import cli as report_cli
     from serving import cli as serving_cli
 
     parser = argparse.ArgumentParser(prog="leanline", description=__doc__.splitlines()[0])
@@ -79,6 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     schema.add_argument("--data", help="overrides data in the config")
     schema.set_defaults(handler=_schema)
 
+    report_cli.register(commands)
     serving_cli.register(commands)
     kubeflow_cli.register(commands)
     return parser

@@ -36,10 +36,18 @@ def eval_config(evaluation: EvaluationConfig, max_drop_vs_baseline: float) -> co
             absolute={"value": -max_drop_vs_baseline},
         ),
     )
+    # Gate on the overall slice only: small slices are reported, not allowed to block a push.
+    overall_only = [
+        config_pb2.PerSliceMetricThreshold(
+            slicing_specs=[config_pb2.SlicingSpec()], threshold=gated
+        )
+    ]
     metrics = [
         config_pb2.MetricConfig(
             class_name=class_name,
-            threshold=gated if metric_name(class_name) == thresholds.metric else None,
+            per_slice_thresholds=overall_only
+            if metric_name(class_name) == thresholds.metric
+            else None,
         )
         for class_name in evaluation.metrics
     ]

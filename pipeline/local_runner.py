@@ -27,6 +27,9 @@ from pipeline.config import LeanlineConfig
 from pipeline.datasets import data_path
 from pipeline.errors import UserError
 from pipeline.pipeline import create_pipeline
+from pipeline.preflight import check_inputs
+from pipeline.progress import run_progress
+from pipeline.report.build import write_report
 
 METADATA_FILE = "metadata.sqlite"
 PIPELINE_ROOT = "pipeline"
@@ -82,11 +85,13 @@ def run_local(
     goes to <output>/logs/.
     """
     output_dir = config.output_path
+    source = data_path(config, output_dir, data)
+    check_inputs(config, source)  # bad CSV fails here in seconds, not deep in Beam
     with exclusive_output_dir(output_dir):
         metadata_path = output_dir / METADATA_FILE
         pipeline = create_pipeline(
             config,
-            data_path=data_path(config, output_dir, data),
+            data_path=source,
             pipeline_root=str(output_dir / PIPELINE_ROOT),
             metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
                 str(metadata_path)
@@ -97,15 +102,17 @@ def run_local(
         started = time.time()
         failure: BaseException | None = None
         try:
-            tfx.orchestration.LocalDagRunner().run(pipeline)
+            with run_progress(metadata_path):
+                tfx.orchestration.LocalDagRunner().run(pipeline)
         except Exception as error:  # noqa: BLE001 - translated for the user below
             failure = error
         run_summary = summary.summarize(config, metadata_path, wall_seconds=time.time() - started)
         if failure is not None:
-            log_path = _log_failure(output_dir, failure)
             cause = _root_cause(failure)
             run_summary.error = f"{type(cause).__name__}: {cause}"
-            summary.write(run_summary, output_dir)
-            raise UserError(f"{cause}\n(full trace: {log_path})") from failure
         summary.write(run_summary, output_dir)
+        report = write_report(output_dir, config)
+        if failure is not None:
+            log_path = _log_failure(output_dir, failure)
+            raise UserError(f"{cause}\n(full trace: {log_path}; report: {report})") from failure
         return run_summary

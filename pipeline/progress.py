@@ -29,7 +29,7 @@ from rich.live import Live
 from rich.spinner import Spinner
 from rich.text import Text
 
-from pipeline.summary import _node_id, open_store
+from pipeline.summary import node_id, open_store
 
 POLL_SECONDS = 1.0
 STARTED = "started"
@@ -102,7 +102,7 @@ class RunWatcher:
         if reported is not None and (reported != STARTED or ended is None):
             return []
         if execution.id not in self._components:
-            self._components[execution.id] = _node_id(store, execution.id)
+            self._components[execution.id] = node_id(store, execution.id)
         component = self._components[execution.id]
         started_at = self._seconds_since_start(execution.create_time_since_epoch)
         events = []

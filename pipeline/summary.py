@@ -14,7 +14,7 @@ from ml_metadata.proto import metadata_store_pb2
 from pipeline.config import LeanlineConfig
 
 SUMMARY_FILE = "run_summary.json"
-_STATE_NAMES = {
+STATE_NAMES = {
     metadata_store_pb2.Execution.COMPLETE: "complete",
     metadata_store_pb2.Execution.CACHED: "cached",
     metadata_store_pb2.Execution.FAILED: "failed",
@@ -59,14 +59,14 @@ def open_store(metadata_path: Path) -> mlmd.MetadataStore:
     return mlmd.MetadataStore(connection)
 
 
-def _custom(properties: Any, key: str) -> Any:
+def property_value(properties: Any, key: str) -> Any:
     if key not in properties:
         return None
     value = properties[key]
     return getattr(value, value.WhichOneof("value"))
 
 
-def _node_id(store: mlmd.MetadataStore, execution_id: int) -> str:
+def node_id(store: mlmd.MetadataStore, execution_id: int) -> str:
     for context in store.get_contexts_by_execution(execution_id):
         if context.type == "node":
             return context.name.split(".", 1)[1]
@@ -86,7 +86,7 @@ def latest_run_context(
     return max(runs, key=lambda context: context.create_time_since_epoch, default=None)
 
 
-def _outputs(
+def outputs(
     store: mlmd.MetadataStore, execution_id: int
 ) -> dict[str, list[metadata_store_pb2.Artifact]]:
     """Output artifacts of an execution by output key."""
@@ -167,36 +167,37 @@ def summarize(config: LeanlineConfig, metadata_path: Path, wall_seconds: float) 
         store.get_executions_by_context(context.id), key=lambda e: e.create_time_since_epoch
     )
     for execution in executions:
-        node = _node_id(store, execution.id)
+        node = node_id(store, execution.id)
         seconds = (
             execution.last_update_time_since_epoch - execution.create_time_since_epoch
         ) / 1000
         run.components.append(
             ComponentRun(
-                node, _STATE_NAMES.get(execution.last_known_state, "unknown"), round(seconds, 1)
+                node, STATE_NAMES.get(execution.last_known_state, "unknown"), round(seconds, 1)
             )
         )
-        outputs = _outputs(store, execution.id)
-        if node == "StatisticsGen" and outputs.get("statistics"):
-            run.rows = _row_counts(outputs["statistics"][0].uri)
+        produced = outputs(store, execution.id)
+        if node == "StatisticsGen" and produced.get("statistics"):
+            run.rows = _row_counts(produced["statistics"][0].uri)
         elif node in (EVALUATE_COMPRESSION, EVALUATE_VS_BLESSED):
-            blessing = (outputs.get("blessing") or [None])[0]
+            blessing = (produced.get("blessing") or [None])[0]
             if blessing is not None:
-                run.blessings[node] = _custom(blessing.custom_properties, "blessed") == 1
-            evaluation = (outputs.get("evaluation") or [None])[0]
+                run.blessings[node] = property_value(blessing.custom_properties, "blessed") == 1
+            evaluation = (produced.get("evaluation") or [None])[0]
             if evaluation is not None and node == EVALUATE_COMPRESSION:
                 run.eval_metrics = _overall_metrics(evaluation.uri)
-        elif node == "Compressor" and outputs.get("compression_report"):
-            report = outputs["compression_report"][0]
+        elif node == "Compressor" and produced.get("compression_report"):
+            report = produced["compression_report"][0]
             run.compression = {
-                key: _custom(report.custom_properties, key) for key in report.custom_properties
+                key: property_value(report.custom_properties, key)
+                for key in report.custom_properties
             }
-        elif node == "ServingPusher" and outputs.get("pushed_model"):
-            pushed = outputs["pushed_model"][0].custom_properties
-            run.pushed = _custom(pushed, "pushed") == 1
-            run.pushed_version = _custom(pushed, "pushed_version")
-            run.pushed_path = _custom(pushed, "pushed_destination")
-            run.not_pushed_reason = _custom(pushed, "not_pushed_reason")
+        elif node == "ServingPusher" and produced.get("pushed_model"):
+            pushed = produced["pushed_model"][0].custom_properties
+            run.pushed = property_value(pushed, "pushed") == 1
+            run.pushed_version = property_value(pushed, "pushed_version")
+            run.pushed_path = property_value(pushed, "pushed_destination")
+            run.not_pushed_reason = property_value(pushed, "not_pushed_reason")
     if not run.pushed and run.not_pushed_reason is None:
         run.not_pushed_reason = _why_not_pushed(run, config)
     return run

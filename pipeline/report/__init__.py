@@ -1,5 +1,3 @@
-"""The run report: `<output>/report.html` and the `leanline report` / `leanline runs` commands."""
-
-from pipeline.report.build import REPORT_FILE, write_report
-
-__all__ = ["REPORT_FILE", "write_report"]
+"""The run report: `<output>/report.html` (pipeline.report.build.write_report) and the
+`leanline report` / `leanline runs` commands (pipeline.report.cli). Kept import-free so
+that registering the commands does not load TensorFlow."""

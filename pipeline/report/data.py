@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from ml_metadata.proto import metadata_store_pb2
 from tensorflow_metadata.proto.v0 import schema_pb2, statistics_pb2
 
-from pipeline.report.markup import Markup, heading, note, number, paragraph, percent, table
+from pipeline.report.markup import Markup, bullets, heading, note, number, paragraph, percent, table
 from pipeline.report.run import PipelineRun
 
 STATISTICS_GEN = "StatisticsGen"
@@ -47,11 +47,13 @@ def _feature_row(feature: statistics_pb2.FeatureNameStatistics, num_examples: in
             *map(number, (stats.mean, stats.std_dev, stats.min, stats.max)),
             "",
         ]
-    top = ", ".join(
-        f"{v.value} ({number(int(v.frequency))})" for v in stats.top_values[:_TOP_VALUES]
-    )
-    distinct = f"{number(stats.unique)} distinct: {top}" if kind == "string_stats" else ""
-    return [name, type_name, missing, "-", "-", "-", "-", distinct]
+    values = ""  # bytes and struct features: only presence is summarized
+    if kind == "string_stats":
+        top = ", ".join(
+            f"{v.value} ({number(int(v.frequency))})" for v in stats.top_values[:_TOP_VALUES]
+        )
+        values = f"{number(stats.unique)} distinct: {top}"
+    return [name, type_name, missing, "-", "-", "-", "-", values]
 
 
 def _split_statistics(split: str, path: str) -> Markup:
@@ -64,7 +66,7 @@ def _split_statistics(split: str, path: str) -> Markup:
         + table(
             ["feature", "type", "missing", "mean", "std dev", "min", "max", "values"],
             rows,
-            numeric_from=2,
+            align="llrrrrrl",
         )
     )
 
@@ -80,10 +82,7 @@ def _anomalies(run: PipelineRun) -> Markup:
         return note("No anomalies: every split matches the schema.", "ok")
     gate = run.components.get(DATA_GATE)
     stopped = " The data gate stopped the run." if gate and gate.status == "failed" else ""
-    return Markup(
-        note(f"{len(problems)} anomalies.{stopped}", "bad")
-        + table(["anomaly"], [[problem] for problem in problems], numeric_from=1)
-    )
+    return Markup(note(f"{len(problems)} anomalies.{stopped}", "bad") + bullets(problems))
 
 
 def data_section(run: PipelineRun | None) -> Markup:
@@ -104,23 +103,28 @@ def data_section(run: PipelineRun | None) -> Markup:
     return Markup("".join(parts))
 
 
-def _domain(feature: schema_pb2.Feature, schema: schema_pb2.Schema) -> str:
-    kind = feature.WhichOneof("domain_info")
-    if kind == "domain":
-        named = {d.name: d for d in schema.string_domain}
-        values: Sequence[str] = named[feature.domain].value if feature.domain in named else []
-    elif kind == "string_domain":
-        values = feature.string_domain.value
-    elif kind in ("int_domain", "float_domain"):
-        domain = getattr(feature, kind)
-        low = number(domain.min) if domain.HasField("min") else "-inf"
-        high = number(domain.max) if domain.HasField("max") else "inf"
-        return f"[{low}, {high}]"
-    else:
-        return kind.removesuffix("_domain") if kind else ""
-    shown = ", ".join(values[:_DOMAIN_VALUES])
+def _listed(values: Sequence[str]) -> str:
     more = len(values) - _DOMAIN_VALUES
+    shown = ", ".join(values[:_DOMAIN_VALUES])
     return f"{shown}, … (+{more})" if more > 0 else shown
+
+
+def _domain(feature: schema_pb2.Feature, schema: schema_pb2.Schema) -> str:
+    match feature.WhichOneof("domain_info"):
+        case "domain":  # the name of a schema-level string domain
+            named = {domain.name: domain.value for domain in schema.string_domain}
+            return _listed(named.get(feature.domain, []))
+        case "string_domain":
+            return _listed(feature.string_domain.value)
+        case "int_domain" | "float_domain" as kind:
+            domain = getattr(feature, kind)
+            low = number(domain.min) if domain.HasField("min") else "-inf"
+            high = number(domain.max) if domain.HasField("max") else "inf"
+            return f"[{low}, {high}]"
+        case None:
+            return ""
+        case kind:  # bool, struct, image, ...: named only
+            return kind.removesuffix("_domain")
 
 
 def _presence(feature: schema_pb2.Feature) -> str:
@@ -162,5 +166,5 @@ def schema_section(run: PipelineRun | None) -> Markup:
         for feature in schema.feature
     ]
     return table(
-        ["feature", "type", "presence", "values per example", "domain"], rows, numeric_from=5
+        ["feature", "type", "presence", "values per example", "domain"], rows, align="lllll"
     )

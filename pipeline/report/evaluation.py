@@ -9,6 +9,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from pipeline.evaluation import BASELINE, CANDIDATE
+from pipeline.pipeline import EVALUATE_COMPRESSION, EVALUATE_VS_BLESSED
 from pipeline.report.markup import (
     Markup,
     badge,
@@ -28,8 +29,8 @@ _DIFF_SUFFIX = "_diff"
 _COUNT = "example_count"
 # (component id, what its candidate is compared with)
 GATES = (
-    ("EvaluateCompression", "the uncompressed model of this run"),
-    ("EvaluateVsBlessed", "the last blessed (pushed) model"),
+    (EVALUATE_COMPRESSION, "the uncompressed model of this run"),
+    (EVALUATE_VS_BLESSED, "the last blessed (pushed) model"),
 )
 
 Metrics = dict[str, float]
@@ -59,7 +60,10 @@ class Evaluation:
 
 
 def _slice_name(slice_key: Iterable[tuple[str, Any]]) -> str:
-    parts = [f"{column} = {value}" for column, value in slice_key]
+    parts = [
+        f"{column} = {value.decode() if isinstance(value, bytes) else value}"
+        for column, value in slice_key
+    ]
     return ", ".join(parts) or OVERALL
 
 
@@ -69,7 +73,7 @@ def _proto_slice_name(slice_key: Any) -> str:
     )
 
 
-def _load_metrics(uri: str, model: str) -> dict[str, Metrics]:
+def _load_metrics(uri: str, model: str | None) -> dict[str, Metrics]:
     import tensorflow_model_analysis as tfma
 
     by_slice: dict[str, Metrics] = {}
@@ -116,8 +120,15 @@ def _describe_threshold(metric: str, threshold: Any) -> list[str]:
     return described
 
 
+def _slices_words(slicing_spec: Any) -> str:
+    fixed = [f"{key} = {value}" for key, value in sorted(slicing_spec.feature_values.items())]
+    by = [f"by {key}" for key in slicing_spec.feature_keys]
+    return " ".join(fixed + by) or "overall"
+
+
 def _thresholds(eval_config_json: str | None) -> tuple[list[str], str | None]:
-    """Threshold descriptions and the gated metric from the recorded eval_config."""
+    """Threshold descriptions (with the slices they apply to) and the gated metric, from
+    the recorded eval_config."""
     if not eval_config_json:
         return [], None
     from google.protobuf import json_format
@@ -129,9 +140,15 @@ def _thresholds(eval_config_json: str | None) -> tuple[list[str], str | None]:
     described, gated = [], None
     for spec in eval_config.metrics_specs:
         for metric in spec.metrics:
-            if metric.HasField("threshold"):
-                gated = gated or metric_name(metric.class_name)
-                described += _describe_threshold(metric_name(metric.class_name), metric.threshold)
+            name = metric_name(metric.class_name)
+            scoped = [(metric.threshold, "every slice")] if metric.HasField("threshold") else []
+            scoped += [
+                (per_slice.threshold, ", ".join(map(_slices_words, per_slice.slicing_specs)))
+                for per_slice in metric.per_slice_thresholds
+            ]
+            for threshold, where in scoped:
+                gated = gated or name
+                described += [f"{text} ({where})" for text in _describe_threshold(name, threshold)]
     return described, gated
 
 
@@ -143,11 +160,12 @@ def _failures(uri: str) -> list[str]:
     for per_slice in result.metric_validations_per_slice:
         where = _proto_slice_name(per_slice.slice_key)
         for failure in per_slice.failures:
-            what = "change vs baseline" if failure.metric_key.is_diff else "value"
-            kind = failure.metric_threshold.WhichOneof("type") or ""
+            name = failure.metric_key.name
+            measured = "change vs baseline" if failure.metric_key.is_diff else "value"
+            needed = " and ".join(_describe_threshold(name, failure.metric_threshold))
             lines.append(
-                f"{where}: {failure.metric_key.name} {what} "
-                f"{number(failure.metric_value.double_value.value)} misses its {kind.replace('_', ' ')}"
+                f"{where}: {name} {measured} {number(failure.metric_value.double_value.value)}; "
+                f"needs {needed}"
             )
     return lines
 
@@ -160,7 +178,10 @@ def load_evaluation(run: PipelineRun, component: str) -> Evaluation | None:
     blessing = run.artifact(component, "blessing")
     thresholds, gated = _thresholds(run.components[component].properties.get("eval_config"))
     candidate = _load_metrics(artifact.uri, CANDIDATE)
-    baseline = _load_metrics(artifact.uri, BASELINE)
+    if candidate:
+        baseline = _load_metrics(artifact.uri, BASELINE)
+    else:  # no baseline yet (nothing blessed): TFX evaluated the candidate alone, unnamed
+        candidate, baseline = _load_metrics(artifact.uri, None), {}
     names = sorted(candidate, key=lambda name: (name != OVERALL, name))
     return Evaluation(
         blessed=None if blessing is None else custom_property(blessing, "blessed") == 1,

@@ -14,7 +14,7 @@ from pipeline.report.run import PipelineRun
 NOT_RUN = "not run"
 _ROW = 44
 _BOX_HEIGHT = 32
-_BOX_WIDTH = 290
+_BOX_WIDTH = 380
 _ARC_STEP = 13
 _BAR_WIDTH = 300
 

@@ -25,12 +25,13 @@ def esc(value: object) -> Markup:
     return value if isinstance(value, Markup) else Markup(html.escape(str(value)))
 
 
-def number(value: float | int | None) -> str:
-    """Counts with separators, other numbers to 4 significant digits; '-' when unknown."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+def number(value: float | None) -> str:
+    """Whole numbers from 1,000 up with separators, others to 4 significant digits;
+    '-' when unknown."""
+    if value is None or math.isnan(value):
         return "-"
-    if isinstance(value, int) or float(value).is_integer() and abs(value) >= 1000:
-        return f"{int(value):,}"
+    if abs(value) >= 1000:
+        return f"{value:,.0f}"
     return f"{value:.4g}"
 
 
@@ -38,16 +39,15 @@ def percent(fraction: float | None) -> str:
     return "-" if fraction is None else f"{100 * fraction:.1f}%"
 
 
-Cell = object
+def table(headers: Sequence[str], rows: Iterable[Sequence[object]], align: str = "") -> Markup:
+    """A table; `align` has one letter per column, `l` or `r` (numbers); by default the
+    first column is left-aligned and the others right-aligned."""
+    alignment = align or "l" + "r" * (len(headers) - 1)
 
-
-def table(headers: Sequence[str], rows: Iterable[Sequence[Cell]], numeric_from: int = 1) -> Markup:
-    """A table whose columns from `numeric_from` on are right-aligned numbers."""
-
-    def cells(row: Sequence[Cell], tag: str) -> str:
+    def cells(row: Sequence[object], tag: str) -> str:
         return "".join(
-            f"<{tag}{' class=num' if i >= numeric_from else ''}>{esc(cell)}</{tag}>"
-            for i, cell in enumerate(row)
+            f"<{tag}{' class=num' if side == 'r' else ''}>{esc(cell)}</{tag}>"
+            for side, cell in zip(alignment, row, strict=True)
         )
 
     body = "".join(f"<tr>{cells(row, 'td')}</tr>" for row in rows)
@@ -103,7 +103,7 @@ th, td { border-bottom: 1px solid #e0e0e0; padding: 3px 10px; text-align: left; 
 th { background: #f5f5f5; font-weight: 600; }
 td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
 .badge { color: white; border-radius: 3px; padding: 1px 7px; font-size: 12px; }
-.note { padding: 6px 10px; border-left: 4px solid #9e9e9e; background: #fafafa; }
+.note { white-space: pre-line; padding: 6px 10px; border-left: 4px solid #9e9e9e; background: #fafafa; }
 .note.ok { border-color: #2e7d32; background: #f1f8e9; }
 .note.bad { border-color: #c62828; background: #ffebee; }
 img { max-width: 100%; border: 1px solid #eeeeee; }

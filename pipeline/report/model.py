@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
+import time
 from pathlib import Path
 from typing import Any
 
+from pipeline.pipeline import EVALUATE_COMPRESSION
 from pipeline.report import plots
 from pipeline.report.markup import (
     Markup,
@@ -57,7 +58,7 @@ def training_section(run: PipelineRun | None, assets: Path) -> Markup:
         paragraph(details)
         + image(f"{assets.name}/{plot.name}", "training curves")
         + heading("Last epoch")
-        + table(metrics, [[number(last[name]) for name in metrics]], numeric_from=0)
+        + table(metrics, [[number(last[name]) for name in metrics]], align="r" * len(metrics))
     )
 
 
@@ -143,7 +144,9 @@ def serving_section(run: PipelineRun | None, serving_dir: Path, tflite_dir: Path
 
     pushed = run.artifact(SERVING_PUSHER, PUSHED_MODEL_KEY) if run else None
     if pushed is None:
-        outcome = note("This run did not reach the pusher: nothing was pushed.")
+        outcome = note(
+            f"Nothing was pushed: {_why_pusher_skipped(run)}.", "bad" if run else "missing"
+        )
     elif custom_property(pushed, "pushed") == 1:
         version = custom_property(pushed, "pushed_version")
         destination = custom_property(pushed, "pushed_destination")
@@ -178,11 +181,18 @@ def serving_section(run: PipelineRun | None, serving_dir: Path, tflite_dir: Path
     return Markup(
         outcome
         + paragraph(f"Versions in {serving_dir} (TF Serving serves the highest):")
-        + table(["version", "published", "TFLite", ""], rows, numeric_from=4)
+        + table(["version", "published", "TFLite", ""], rows, align="rlll")
     )
 
 
-def _modified(path: Path) -> str:
-    import time
+def _why_pusher_skipped(run: PipelineRun | None) -> str:
+    if run is None:
+        return "no run is recorded"
+    blessing = run.artifact(EVALUATE_COMPRESSION, "blessing")
+    if blessing is not None and custom_property(blessing, "blessed") != 1:
+        return f"{EVALUATE_COMPRESSION} did not bless the compressed model (see Evaluation)"
+    return "the run stopped before the pusher"
 
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(os.path.getmtime(path)))
+
+def _modified(path: Path) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(path.stat().st_mtime))

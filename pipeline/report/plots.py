@@ -6,8 +6,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 _DPI = 110
+_MARKERS = "osD^v*"
 
 
 def _save(figure: Figure, path: Path) -> Path:
@@ -37,6 +39,7 @@ def training_curves(epochs: Sequence[Mapping[str, float]], path: Path) -> Path:
                     label=f"val_{name}",
                 )
         axes.set_xlabel("epoch")
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
         axes.grid(alpha=0.3)
         if shown:
             axes.legend(fontsize=8)
@@ -46,16 +49,25 @@ def training_curves(epochs: Sequence[Mapping[str, float]], path: Path) -> Path:
 
 
 def accuracy_vs_size(points: Mapping[str, tuple[float, float]], path: Path) -> Path:
-    """One labelled point per model variant: (zipped size in bytes, accuracy)."""
-    figure = Figure(figsize=(6.5, 4))
+    """One point per model variant: (zipped size in bytes, accuracy). The size axis starts
+    at zero so the distance between points shows the compression ratio."""
+    figure = Figure(figsize=(7, 4))
     axes = figure.subplots()
     for index, (name, (size, accuracy)) in enumerate(points.items()):
-        axes.scatter([size / 1024], [accuracy], s=60, color=f"C{index}", label=name, zorder=3)
-        axes.annotate(name, (size / 1024, accuracy), textcoords="offset points", xytext=(6, 6))
-    axes.set_xscale("log")
-    axes.set_xlabel("zipped size (KiB, log scale)")
+        axes.scatter(
+            [size / 1024],
+            [accuracy],
+            s=70,
+            color=f"C{index}",
+            marker=_MARKERS[index % len(_MARKERS)],
+            label=name,
+            zorder=3,
+        )
+    axes.set_xlim(left=0, right=1.15 * max(size for size, _ in points.values()) / 1024)
+    axes.margins(y=0.25)
+    axes.set_xlabel("zipped size (KiB)")
     axes.set_ylabel("accuracy on eval rows")
     axes.set_title("accuracy vs size")
-    axes.grid(alpha=0.3, which="both")
-    axes.margins(x=0.25, y=0.2)
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize=8, loc="best")
     return _save(figure, path)

@@ -9,7 +9,7 @@ from typing import Any
 import ml_metadata as mlmd
 from ml_metadata.proto import metadata_store_pb2
 
-from pipeline.summary import _STATE_NAMES, _custom, _node_id, _outputs, open_store
+from pipeline.summary import STATE_NAMES, node_id, open_store, outputs, property_value
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,7 +51,7 @@ class PipelineRun:
 
 
 def custom_property(artifact: metadata_store_pb2.Artifact, key: str) -> Any:
-    return _custom(artifact.custom_properties, key)
+    return property_value(artifact.custom_properties, key)
 
 
 def _pipeline_name(store: mlmd.MetadataStore, run_context: metadata_store_pb2.Context) -> str:
@@ -63,13 +63,14 @@ def _component_run(
     store: mlmd.MetadataStore, execution: metadata_store_pb2.Execution
 ) -> ComponentRun:
     return ComponentRun(
-        id=_node_id(store, execution.id),
-        status=_STATE_NAMES.get(execution.last_known_state, "unknown"),
+        id=node_id(store, execution.id),
+        status=STATE_NAMES.get(execution.last_known_state, "unknown"),
         started_ms=execution.create_time_since_epoch,
         seconds=(execution.last_update_time_since_epoch - execution.create_time_since_epoch) / 1000,
-        outputs=_outputs(store, execution.id),
+        outputs=outputs(store, execution.id),
         properties={
-            key: _custom(execution.custom_properties, key) for key in execution.custom_properties
+            key: property_value(execution.custom_properties, key)
+            for key in execution.custom_properties
         },
     )
 
