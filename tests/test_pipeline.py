@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import csv
+import itertools
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import tensorflow as tf
 
@@ -12,11 +15,13 @@ from pipeline.config import LeanlineConfig, load_config
 from pipeline.datasets import bundled_csv
 from pipeline.errors import UserError
 from pipeline.local_runner import run_local
+from serving.client import rows_to_examples
 
 pytestmark = pytest.mark.slow
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 QUICK_TRAINING = {"epochs": 2, "batch_size": 64}
 QUICK_COMPRESSION = {"fine_tune_epochs": 1, "report_examples": 300, "representative_examples": 64}
+_KIND_OF_DTYPE = {tf.float32: "float", tf.int64: "int", tf.string: "bytes"}
 
 
 def _csv_head(name: str, rows: int, directory: Path) -> Path:
@@ -29,12 +34,10 @@ def _csv_head(name: str, rows: int, directory: Path) -> Path:
 
 
 def _config(name: str, output_dir: Path, **overrides) -> LeanlineConfig:
-    return load_config(CONFIGS / f"{name}.yaml").with_overrides(
-        output_dir=str(output_dir),
-        training=QUICK_TRAINING,
-        compression=QUICK_COMPRESSION,
-        **overrides,
+    quick = load_config(CONFIGS / f"{name}.yaml").with_overrides(
+        output_dir=str(output_dir), training=QUICK_TRAINING, compression=QUICK_COMPRESSION
     )
+    return quick.with_overrides(**overrides)
 
 
 def _versions(config: LeanlineConfig) -> list[str]:
@@ -43,32 +46,21 @@ def _versions(config: LeanlineConfig) -> list[str]:
     return sorted(p.name for p in config.serving_model_dir.iterdir() if p.name.isdigit())
 
 
-def _serialized_examples(csv_path: Path, count: int, drop: str) -> tf.Tensor:
-    """Raw rows as serialized tf.Examples (what TF Serving receives), without the label."""
-    lines = csv_path.read_text().splitlines()
-    header = lines[0].split(",")
-    examples = []
-    for line in lines[1 : count + 1]:
-        feature = {}
-        for column, cell in zip(header, line.split(","), strict=False):
-            if column == drop or cell == "":
-                continue
-            try:
-                value = float(cell)
-                if value.is_integer() and "." not in cell:
-                    feature[column] = tf.train.Feature(
-                        int64_list=tf.train.Int64List(value=[int(value)])
-                    )
-                else:
-                    feature[column] = tf.train.Feature(float_list=tf.train.FloatList(value=[value]))
-            except ValueError:
-                feature[column] = tf.train.Feature(
-                    bytes_list=tf.train.BytesList(value=[cell.encode()])
-                )
-        examples.append(
-            tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
-        )
-    return tf.constant(examples)
+def _predict_rows(model_dir: Path, csv_path: Path, count: int) -> np.ndarray:
+    """Serves the first `count` CSV rows through `serving_default`, the way TF Serving would:
+    serialized tf.Examples of the model's raw features, typed as its `serving_raw` inputs."""
+    model = tf.saved_model.load(str(model_dir))
+    inputs = model.signatures["serving_raw"].structured_input_signature[1]
+    kinds = {name: _KIND_OF_DTYPE[spec.dtype] for name, spec in inputs.items()}
+    with csv_path.open(newline="") as handle:
+        rows = [
+            {column: row[column] for column in kinds}
+            for row in itertools.islice(csv.DictReader(handle), count)
+        ]
+    outputs = model.signatures["serving_default"](
+        examples=tf.constant(rows_to_examples(rows, kinds))
+    )
+    return next(iter(outputs.values())).numpy()
 
 
 @pytest.fixture(scope="module")
@@ -96,11 +88,7 @@ def test_taxi_run_pushes_a_servable_compressed_model(taxi_run):
     assert (version_dir / "assets.extra" / "tf_serving_warmup_requests").is_file()
     assert (config.tflite_model_dir / version / "model.tflite").stat().st_size > 0
 
-    model = tf.saved_model.load(str(version_dir))
-    outputs = model.signatures["serving_default"](
-        examples=_serialized_examples(data, 8, drop="tips")
-    )
-    probabilities = next(iter(outputs.values())).numpy()
+    probabilities = _predict_rows(version_dir, data, 8)
     assert probabilities.shape == (8, 1)
     assert ((probabilities >= 0) & (probabilities <= 1)).all()
 
@@ -172,9 +160,7 @@ def test_penguins_multiclass_run_pushes(tmp_path):
     assert summary.pushed, summary.not_pushed_reason
     assert summary.eval_metrics["candidate"]["sparse_categorical_accuracy"] >= 0.8
     (version,) = _versions(config)
-    model = tf.saved_model.load(str(config.serving_model_dir / version))
     penguins = bundled_csv("penguins", config.output_path / "data")
-    outputs = model.signatures["serving_default"](
-        examples=_serialized_examples(penguins, 4, drop="species")
-    )
-    assert next(iter(outputs.values())).shape == (4, 3)
+    probabilities = _predict_rows(config.serving_model_dir / version, penguins, 4)
+    assert probabilities.shape == (4, 3)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
