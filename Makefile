@@ -27,8 +27,8 @@ format: setup
 	$(VENV)/bin/ruff format .
 
 benchmarks: setup
-	$(PY) benchmarks/compression.py
-	$(PY) benchmarks/pipeline.py
+	$(PY) -m benchmarks.compression
+	$(PY) -m benchmarks.pipeline
 
 clean:
 	rm -rf output .pytest_cache

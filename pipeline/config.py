@@ -149,7 +149,8 @@ class PruningConfig(_Strict):
     begin_step: NonNegativeInt = 0
     # None: end of the fine-tuning epochs.
     end_step: PositiveInt | None = None
-    # Which supported layers to prune: all of them, only Dense or only Conv2D.
+    # Which layers to prune: all (Dense, Conv2D and Embedding), only Dense or only Conv2D.
+    # The output layer is never pruned.
     layers: Literal["all", "dense", "conv"] = "all"
 
 
@@ -162,6 +163,14 @@ class CompressionConfig(_Strict):
     representative_examples: PositiveInt = 256
     # Rows of the eval split used for the report's accuracy and latency figures.
     report_examples: PositiveInt = 2000
+
+    @model_validator(mode="after")
+    def _quantization_fits_pruning(self) -> CompressionConfig:
+        if self.quantization == "qat" and self.pruning.enabled:
+            raise ValueError("`qat` would refill pruned weights; use `pqat` to keep pruning's zeros")
+        if self.quantization == "pqat" and not self.pruning.enabled:
+            raise ValueError("`pqat` preserves pruning; with pruning disabled use `qat`")
+        return self
 
 
 class ThresholdsConfig(_Strict):

@@ -118,7 +118,8 @@ def compression_inputs(
 ) -> CompressionInputs:
     """Fine-tuning batches and row samples from Transform's transformed splits.
 
-    Fine-tuning uses the Trainer's batch size and learning rate; calibration and eval rows are the first rows of their split.
+    Fine-tuning uses the Trainer's batch size and learning rate; calibration and eval
+    rows are the first rows of their split.
     """
     train_batches = transformed_dataset(
         train_files, tf_transform_output, training.batch_size, shuffle=True, repeat=True
@@ -133,10 +134,7 @@ def compression_inputs(
 
     return CompressionInputs(
         fine_tuning=FineTuning(
-            train_batches,
-            steps,
-            model.label.num_classes,
-            training.learning_rate,
+            train_batches, steps, model.label.num_classes, training.learning_rate
         ),
         calibration=first_rows(train_files, compression.representative_examples).features,
         eval_rows=first_rows(eval_files, compression.report_examples),
@@ -286,8 +284,10 @@ def quantization_aware(
     """A copy of `model` with fake-quant int8 ops, fine-tuned `epochs` epochs.
 
     Only layers the default 8-bit scheme supports are annotated (an Embedding, say, is
-    left float), so models with other layers still train. `preserve_sparsity` uses the
-    prune-preserving scheme: weights that are zero stay zero.
+    left float here; the TFLite converter still stores its table as int8), so models
+    with other layers still train. `preserve_sparsity` uses the prune-preserving scheme, which
+    keeps zero weights at zero in the layers it quantizes; the other layers with weights
+    are frozen, or fine-tuning would refill their pruned zeros.
     """
     quantize = tfmot.quantization.keras
 
@@ -303,6 +303,10 @@ def quantization_aware(
     )
     with quantize.quantize_scope():
         quantized = quantize.quantize_apply(_rebuilt(model, annotate), scheme)
+    if preserve_sparsity:
+        for layer in quantized.layers:
+            if not isinstance(layer, quantize.QuantizeWrapper) and layer.trainable_weights:
+                layer.trainable = False
     _fine_tune(quantized, fine_tuning, epochs, callbacks=[])
     return quantized
 
@@ -563,8 +567,9 @@ def compress(
             return CompressedModel(
                 quantized,
                 to_tflite(quantized, "int8"),
-                "int8 weights and activations learned by quantization-aware training "
-                "(layers the 8-bit scheme lacks stay float); float32/int64 inputs, float32 output",
+                "int8 weights and activations from quantization-aware training (layers QAT "
+                "does not model, such as Embedding, quantized by the converter); "
+                "float32/int64 inputs, float32 output",
             )
     raise ValueError(f"unknown quantization {config.quantization!r}")
 

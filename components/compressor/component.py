@@ -1,0 +1,85 @@
+"""Compressor component: the Trainer's model in, a smaller model and the proof out.
+
+Sits between the Trainer and the Evaluators: its `compressed_model` is laid out like
+the Trainer's Model (`Format-Serving/`), plus `Format-TFLite/model.tflite`, so the
+Evaluator can compare it with the uncompressed model and the Pusher can serve it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from tfx import types
+from tfx.dsl.components.base import base_component, executor_spec
+from tfx.types import standard_artifacts
+from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionParameter
+from tfx.utils import json_utils
+
+from components.compressor import executor
+from components.compressor.executor import (
+    COMPRESSED_MODEL_KEY,
+    COMPRESSION_REPORT_KEY,
+    CUSTOM_CONFIG_KEY,
+    EXAMPLES_KEY,
+    MODEL_KEY,
+    TRANSFORM_GRAPH_KEY,
+)
+
+
+class CompressionReport(types.Artifact):
+    """Float vs compressed model: `report.json` and `report.md` (sizes, sparsity,
+    accuracy, latency), headline numbers as custom properties."""
+
+    TYPE_NAME = "leanline.CompressionReport"
+
+
+class CompressorSpec(ComponentSpec):
+    PARAMETERS = {
+        # JSON of pipeline.config.custom_config(config): model, training, compression.
+        CUSTOM_CONFIG_KEY: ExecutionParameter(type=str),
+    }
+    INPUTS = {
+        MODEL_KEY: ChannelParameter(type=standard_artifacts.Model),
+        TRANSFORM_GRAPH_KEY: ChannelParameter(type=standard_artifacts.TransformGraph),
+        # Transform's transformed examples, splits `train` and `eval`.
+        EXAMPLES_KEY: ChannelParameter(type=standard_artifacts.Examples),
+    }
+    OUTPUTS = {
+        COMPRESSED_MODEL_KEY: ChannelParameter(type=standard_artifacts.Model),
+        COMPRESSION_REPORT_KEY: ChannelParameter(type=CompressionReport),
+    }
+
+
+class Compressor(base_component.BaseComponent):
+    """Prunes and/or quantizes the Trainer's model as `custom_config["compression"]` says."""
+
+    SPEC_CLASS = CompressorSpec
+    EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(executor.Executor)
+
+    def __init__(
+        self,
+        model: types.BaseChannel,
+        transform_graph: types.BaseChannel,
+        examples: types.BaseChannel,
+        custom_config: Mapping[str, Any] | str,
+    ):
+        """
+        Args:
+          model: the Trainer's Model (`Format-Serving/` and `keras_model/`).
+          transform_graph: Transform's graph, put in front of the compressed model.
+          examples: Transform's transformed examples with `train` and `eval` splits.
+          custom_config: `pipeline.config.custom_config(config)`, as a dict or JSON.
+        """
+        if not isinstance(custom_config, str):
+            custom_config = json_utils.dumps(dict(custom_config))
+        super().__init__(
+            spec=CompressorSpec(
+                model=model,
+                transform_graph=transform_graph,
+                examples=examples,
+                custom_config=custom_config,
+                compressed_model=types.Channel(type=standard_artifacts.Model),
+                compression_report=types.Channel(type=CompressionReport),
+            )
+        )

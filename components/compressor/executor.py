@@ -1,0 +1,158 @@
+"""Compressor executor: compresses the Trainer's model and proves what it cost.
+
+Reads the plain Keras model from the Trainer's Model artifact (`keras_model/`),
+fine-tunes it on Transform's train split while pruning and/or quantizing it
+(models/common/compression.py), and writes:
+
+- compressed_model: `Format-Serving/` (the compressed model behind the same transform
+  graph and signatures as the Trainer's, so TF Serving and TFMA treat both alike) and
+  `Format-TFLite/model.tflite`;
+- compression_report: `report.json` and `report.md` (float vs compressed sizes,
+  sparsity, quality and latency on eval rows), with the headline numbers also set as
+  the artifact's custom properties so a run summary can read them from MLMD.
+
+With `compression.enabled: false` the Trainer's serving model is copied unchanged,
+next to its float TFLite conversion, and the report says so.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import tensorflow_transform as tft
+import tf_keras as keras
+from tfx import types
+from tfx.dsl.components.base import base_executor
+from tfx.types import artifact_utils, standard_artifact_utils
+from tfx.utils import io_utils, json_utils, path_utils
+
+from models.common import compression
+from models.common.export import export_serving_model, keras_model_dir
+from models.common.features import compression_config, model_config, training_config
+
+MODEL_KEY = "model"
+TRANSFORM_GRAPH_KEY = "transform_graph"
+EXAMPLES_KEY = "examples"
+CUSTOM_CONFIG_KEY = "custom_config"
+COMPRESSED_MODEL_KEY = "compressed_model"
+COMPRESSION_REPORT_KEY = "compression_report"
+
+TFLITE_DIR = "Format-TFLite"
+TFLITE_FILE = "model.tflite"
+REPORT_JSON = "report.json"
+REPORT_MARKDOWN = "report.md"
+
+# Custom properties of the compression_report artifact.
+ENABLED_PROPERTY = "compression_enabled"
+FLOAT_PROPERTIES = (
+    "tflite_zipped_ratio",
+    "saved_model_zipped_ratio",
+    "float_accuracy",
+    "compressed_accuracy",
+    "accuracy_delta",
+)
+FLOAT_TFLITE_ZIPPED_PROPERTY = "float_tflite_zipped_bytes"
+COMPRESSED_TFLITE_ZIPPED_PROPERTY = "compressed_tflite_zipped_bytes"
+
+
+def tflite_model_path(model_uri: str) -> str:
+    """Where a compressed Model artifact keeps its TFLite flatbuffer."""
+    return os.path.join(model_uri, TFLITE_DIR, TFLITE_FILE)
+
+
+def _write_tflite(model_uri: str, content: bytes) -> None:
+    io_utils.write_bytes_file(tflite_model_path(model_uri), content)
+
+
+def _write_report(report_uri: str, report: dict[str, Any], markdown: str) -> None:
+    io_utils.write_string_file(
+        os.path.join(report_uri, REPORT_JSON), json.dumps(report, indent=2) + "\n"
+    )
+    io_utils.write_string_file(os.path.join(report_uri, REPORT_MARKDOWN), markdown)
+
+
+def _pass_through(
+    float_model: keras.Model, model_uri: str, compressed: types.Artifact, report: types.Artifact
+) -> None:
+    """Compression disabled: the Trainer's serving model as it is, plus its float TFLite."""
+    io_utils.copy_dir(
+        path_utils.serving_model_path(model_uri), path_utils.serving_model_path(compressed.uri)
+    )
+    tflite = compression.to_tflite(float_model)
+    _write_tflite(compressed.uri, tflite)
+    size = compression.tflite_size(tflite)
+    message = "compression.enabled is false: the Trainer's model is passed on unchanged"
+    _write_report(
+        report.uri,
+        {"enabled": False, "message": message, "float_tflite": size.__dict__},
+        f"# Compression report\n\n{message}; its float TFLite is {size.bytes} bytes "
+        f"({size.zipped_bytes} zipped).\n",
+    )
+    report.set_int_custom_property(ENABLED_PROPERTY, 0)
+    report.set_float_custom_property("tflite_zipped_ratio", 1.0)
+    report.set_float_custom_property("accuracy_delta", 0.0)
+    report.set_int_custom_property(FLOAT_TFLITE_ZIPPED_PROPERTY, size.zipped_bytes)
+    report.set_int_custom_property(COMPRESSED_TFLITE_ZIPPED_PROPERTY, size.zipped_bytes)
+
+
+def _record_headline(report_artifact: types.Artifact, report: compression.Report) -> None:
+    report_artifact.set_int_custom_property(ENABLED_PROPERTY, 1)
+    for name in FLOAT_PROPERTIES:
+        report_artifact.set_float_custom_property(name, report.headline[name])
+    report_artifact.set_int_custom_property(
+        FLOAT_TFLITE_ZIPPED_PROPERTY, report.sizes["float_tflite"].zipped_bytes
+    )
+    report_artifact.set_int_custom_property(
+        COMPRESSED_TFLITE_ZIPPED_PROPERTY, report.sizes["compressed_tflite"].zipped_bytes
+    )
+
+
+class Executor(base_executor.BaseExecutor):
+    def Do(
+        self,
+        input_dict: dict[str, list[types.Artifact]],
+        output_dict: dict[str, list[types.Artifact]],
+        exec_properties: dict[str, Any],
+    ) -> None:
+        self._log_startup(input_dict, output_dict, exec_properties)
+        custom_config = json_utils.loads(exec_properties.get(CUSTOM_CONFIG_KEY) or "null")
+        config = compression_config(custom_config)
+        model_uri = artifact_utils.get_single_uri(input_dict[MODEL_KEY])
+        compressed_artifact = artifact_utils.get_single_instance(output_dict[COMPRESSED_MODEL_KEY])
+        report_artifact = artifact_utils.get_single_instance(output_dict[COMPRESSION_REPORT_KEY])
+        float_model = keras.models.load_model(
+            keras_model_dir(path_utils.serving_model_path(model_uri)), compile=False
+        )
+        if not config.enabled:
+            _pass_through(float_model, model_uri, compressed_artifact, report_artifact)
+            return
+
+        model = model_config(custom_config)
+        tf_transform_output = tft.TFTransformOutput(
+            artifact_utils.get_single_uri(input_dict[TRANSFORM_GRAPH_KEY])
+        )
+        examples = input_dict[EXAMPLES_KEY]
+        inputs = compression.compression_inputs(
+            os.path.join(standard_artifact_utils.get_split_uri(examples, "train"), "*"),
+            os.path.join(standard_artifact_utils.get_split_uri(examples, "eval"), "*"),
+            tf_transform_output,
+            model,
+            training_config(custom_config),
+            config,
+        )
+        compressed = compression.compress(
+            float_model, config, inputs.fine_tuning, inputs.calibration
+        )
+        # Measured before the export, which attaches the transform layer to the model.
+        report = compression.measure(float_model, compressed, config, inputs.eval_rows)
+        export_serving_model(
+            compressed.keras_model,
+            tf_transform_output,
+            path_utils.serving_model_path(compressed_artifact.uri),
+            model.label.column,
+        )
+        _write_tflite(compressed_artifact.uri, compressed.tflite)
+        _write_report(report_artifact.uri, report.to_json(), report.to_markdown())
+        _record_headline(report_artifact, report)

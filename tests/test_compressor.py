@@ -1,0 +1,324 @@
+"""Compression: the pure functions on a real digits CNN, the component in a real TFX run.
+
+The digits model is the real `models.digits` network on the real digits images,
+transformed by the family's own preprocessing_fn (it has no analyzers, so it runs
+eagerly), and trained for a few seconds: enough to learn, so that accuracy losses
+show. The Compressor runs in a LocalDagRunner pipeline on the session's tiny taxi run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_transform as tft
+import tf_keras as keras
+from fixtures_models import TinyTrainedModel, csv_rows, serialized_example
+from sklearn.datasets import load_digits
+
+from components.compressor import (
+    REPORT_JSON,
+    REPORT_MARKDOWN,
+    CompressionReport,
+    Compressor,
+    tflite_model_path,
+)
+from models.common import compression
+from models.common.export import OUTPUTS_KEY
+from models.common.features import LABEL_KEY, ModelInput
+from models.common.train import compile_model
+from models.digits.features import IMAGE_KEY, PIXEL_COLUMNS
+from models.digits.model import build_model
+from models.digits.preprocessing import preprocessing_fn
+from pipeline.config import CompressionConfig, PruningConfig, custom_config, load_config
+from pipeline.errors import UserError
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+TRAIN_ROWS = 1400
+EPOCHS = 4
+BATCH_SIZE = 32
+
+
+@pytest.fixture(scope="module")
+def digits_config():
+    return load_config(REPO_ROOT / "configs" / "digits.yaml")
+
+
+@pytest.fixture(scope="module")
+def digits_rows(digits_config) -> tuple[compression.LabeledRows, compression.LabeledRows]:
+    """All 1797 images through digits' preprocessing_fn: (train rows, eval rows)."""
+    images = load_digits()
+    raw = {
+        column: tf.constant(images.data[:, i], tf.int64) for i, column in enumerate(PIXEL_COLUMNS)
+    }
+    raw["label"] = tf.constant(images.target, tf.int64)
+    transformed = preprocessing_fn(raw, custom_config(digits_config))
+    features = {IMAGE_KEY: transformed[IMAGE_KEY].numpy()}
+    labels = transformed[LABEL_KEY].numpy()
+
+    def rows(part: slice) -> compression.LabeledRows:
+        return compression.LabeledRows({IMAGE_KEY: features[IMAGE_KEY][part]}, labels[part])
+
+    return rows(slice(0, TRAIN_ROWS)), rows(slice(TRAIN_ROWS, None))
+
+
+def _fine_tuning(train: compression.LabeledRows) -> compression.FineTuning:
+    data = (
+        tf.data.Dataset.from_tensor_slices((train.features, train.labels))
+        .shuffle(len(train), seed=0)
+        .repeat()
+        .batch(BATCH_SIZE, drop_remainder=True)
+    )
+    return compression.FineTuning(data, len(train) // BATCH_SIZE, 10, 1e-3)
+
+
+@pytest.fixture(scope="module")
+def digits_model(digits_config, digits_rows) -> keras.Model:
+    keras.utils.set_random_seed(0)
+    train, _ = digits_rows
+    inputs = {IMAGE_KEY: ModelInput(IMAGE_KEY, tf.float32, (64,), None)}
+    model = build_model(inputs, digits_config.model)
+    compile_model(model, 10, 1e-3)
+    fine_tuning = _fine_tuning(train)
+    model.fit(fine_tuning.data, epochs=EPOCHS, steps_per_epoch=fine_tuning.steps_per_epoch)
+    return model
+
+
+def _config(**changes) -> CompressionConfig:
+    return CompressionConfig.model_validate({"fine_tune_epochs": 2, **changes})
+
+
+def _compress_and_measure(model, rows, config: CompressionConfig) -> compression.Report:
+    train, eval_rows = rows
+    compressed = compression.compress(model, config, _fine_tuning(train), train.features)
+    return compression.measure(model, compressed, config, eval_rows)
+
+
+def test_pruning_reaches_the_target_and_leaves_the_float_model_alone(digits_model, digits_rows):
+    train, _ = digits_rows
+    weights_before = [w.copy() for w in digits_model.get_weights()]
+    config = PruningConfig(target_sparsity=0.8)
+
+    pruned = compression.prune(digits_model, config, _fine_tuning(train), epochs=2)
+
+    sparsity = compression.sparsity_by_layer(pruned)
+    assert compression.pruning_targets(digits_model, "all") == ["conv_0", "conv_1", "hidden_0"]
+    for layer in ("conv_0", "conv_1", "hidden_0"):
+        assert sparsity[layer] == pytest.approx(0.8, abs=0.01)
+    assert sparsity["probabilities"] == 0.0  # the output layer is never pruned
+    for before, after in zip(weights_before, digits_model.get_weights(), strict=True):
+        np.testing.assert_array_equal(before, after)
+    assert compression.sparsity_by_layer(digits_model)["hidden_0"] < 0.01
+
+
+def test_pruning_only_the_layers_asked_for(digits_model):
+    assert compression.pruning_targets(digits_model, "conv") == ["conv_0", "conv_1"]
+    assert compression.pruning_targets(digits_model, "dense") == ["hidden_0"]
+
+
+def test_int8_tflite_holds_int8_tensors_and_agrees_with_keras(digits_model, digits_rows):
+    train, eval_rows = digits_rows
+    float_model = compression.TfliteModel(compression.to_tflite(digits_model))
+    int8_model = compression.TfliteModel(
+        compression.to_tflite(digits_model, "int8", compression.take_rows(train.features, 128))
+    )
+
+    assert "int8" not in float_model.tensor_dtype_counts()
+    # Every conv/dense kernel and the activations between them: well over 5 int8 tensors.
+    assert int8_model.tensor_dtype_counts()["int8"] >= 10
+    assert [i["key"] for i in int8_model.inputs()] == [IMAGE_KEY]
+    keras_classes = digits_model.predict(eval_rows.features, verbose=0).argmax(axis=1)
+    int8_classes = compression.predict_in_batches(int8_model, eval_rows.features).argmax(axis=1)
+    assert np.mean(keras_classes == int8_classes) > 0.95
+
+
+def test_report_is_consistent_and_pqat_keeps_the_zeros(digits_model, digits_rows):
+    config = _config(pruning={"target_sparsity": 0.75}, quantization="pqat")
+    report = _compress_and_measure(digits_model, digits_rows, config)
+
+    sizes, head = report.sizes, report.headline
+    assert sizes["compressed_tflite"].zipped_bytes < sizes["float_tflite"].zipped_bytes
+    assert head["tflite_zipped_ratio"] == pytest.approx(
+        sizes["float_tflite"].zipped_bytes / sizes["compressed_tflite"].zipped_bytes
+    )
+    assert head["tflite_zipped_ratio"] > 4  # int8 alone gives about 4x
+    assert head["accuracy_delta"] == pytest.approx(
+        report.quality["compressed_tflite"].accuracy - report.quality["float_keras"].accuracy
+    )
+    assert head["accuracy_delta"] > -0.05
+    assert report.eval_examples == len(digits_rows[1])
+    for layer in report.pruned_layers:
+        assert report.sparsity_by_layer[layer] >= 0.74
+    assert report.tflite_tensor_dtypes["int8"] >= 10
+    assert set(report.latency_ms["compressed_tflite"]) == {"batch_1", "batch_256"}
+    assert report.latency_ms["float_tflite"]["batch_1"].p50_ms > 0
+
+    document = json.loads(json.dumps(report.to_json()))
+    assert document["headline"]["tflite_zipped_ratio"] == head["tflite_zipped_ratio"]
+    assert f"{head['tflite_zipped_ratio']:.1f}x smaller zipped" in report.to_markdown()
+
+
+def test_over_pruning_shows_in_the_reported_accuracy(digits_model, digits_rows):
+    config = _config(pruning={"target_sparsity": 0.99}, quantization="none", fine_tune_epochs=1)
+    report = _compress_and_measure(digits_model, digits_rows, config)
+
+    assert report.quality["float_keras"].accuracy > 0.85
+    assert report.headline["accuracy_delta"] < -0.3
+    assert report.quality["compressed_keras"].accuracy == pytest.approx(
+        report.quality["compressed_tflite"].accuracy, abs=0.01
+    )
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"quantization": "qat"}, "use pqat"),
+        ({"quantization": "pqat", "pruning": {"enabled": False}}, "enable pruning"),
+    ],
+)
+def test_plans_that_undo_themselves_are_rejected(changes, message):
+    with pytest.raises(UserError, match=message):
+        compression.check_plan(_config(**changes))
+
+
+def test_pruning_must_end_within_fine_tuning():
+    with pytest.raises(UserError, match="past the last fine-tuning step"):
+        compression.pruning_schedule(PruningConfig(end_step=500), total_steps=100)
+    schedule = compression.pruning_schedule(PruningConfig(begin_step=10), total_steps=100)
+    # Mask updates fall on begin + k * frequency; the last one at or before step 99.
+    end, frequency = schedule.get_config()["config"]["end_step"], schedule.frequency
+    assert (end - 10) % frequency == 0 and 99 - frequency < end <= 99
+
+
+# --- the component in a real pipeline ---
+
+
+def _compressor_pipeline(trained: TinyTrainedModel, root: Path):
+    from tfx import v1 as tfx
+
+    def imported(name: str, uri: str, artifact_type, **properties):
+        return tfx.dsl.Importer(
+            source_uri=uri, artifact_type=artifact_type, properties=properties
+        ).with_id(name)
+
+    model = imported("import_model", trained.model_uri, tfx.types.standard_artifacts.Model)
+    graph = imported(
+        "import_graph", trained.transform_graph_uri, tfx.types.standard_artifacts.TransformGraph
+    )
+    examples = imported(
+        "import_examples",
+        trained.transformed_examples_uri,
+        tfx.types.standard_artifacts.Examples,
+        split_names='["train", "eval"]',
+    )
+    config = trained.config
+
+    def compressor(name: str, **compression_changes) -> Compressor:
+        settings = {**config.compression.model_dump(), "fine_tune_epochs": 2, **compression_changes}
+        custom = {**custom_config(config), "compression": settings}
+        return Compressor(
+            model=model.outputs["result"],
+            transform_graph=graph.outputs["result"],
+            examples=examples.outputs["result"],
+            custom_config=custom,
+        ).with_id(name)
+
+    components = [
+        model,
+        graph,
+        examples,
+        # pqat: the path with the most moving parts (QAT wrappers through the export).
+        compressor("Compressor", quantization="pqat"),
+        compressor("PassThrough", enabled=False),
+    ]
+    return tfx.dsl.Pipeline(
+        pipeline_name="compressor-test",
+        pipeline_root=str(root / "pipeline_root"),
+        components=components,
+        metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
+            str(root / "metadata.sqlite")
+        ),
+        beam_pipeline_args=config.beam_pipeline_args,
+        enable_cache=False,
+    )
+
+
+def _only_uri(root: Path, component: str, output: str) -> Path:
+    (uri,) = (root / "pipeline_root" / component / output).iterdir()
+    return uri
+
+
+def _report_properties(root: Path) -> dict[str, dict[str, float]]:
+    """Custom properties of every CompressionReport in MLMD, by producer uri."""
+    from ml_metadata import metadata_store
+    from tfx import v1 as tfx
+
+    store = metadata_store.MetadataStore(
+        tfx.orchestration.metadata.sqlite_metadata_connection_config(str(root / "metadata.sqlite"))
+    )
+    properties = {}
+    for artifact in store.get_artifacts_by_type(CompressionReport.TYPE_NAME):
+        values = artifact.custom_properties
+        properties[artifact.uri] = {
+            key: value.double_value or value.int_value for key, value in values.items()
+        }
+    return properties
+
+
+@pytest.mark.slow
+def test_compressor_component_in_a_pipeline(trained_taxi_model: TinyTrainedModel, tmp_path: Path):
+    from tfx import v1 as tfx
+
+    tfx.orchestration.LocalDagRunner().run(_compressor_pipeline(trained_taxi_model, tmp_path))
+
+    compressed_uri = _only_uri(tmp_path, "Compressor", "compressed_model")
+    report_uri = _only_uri(tmp_path, "Compressor", "compression_report")
+    report = json.loads((report_uri / REPORT_JSON).read_text())
+    assert report["enabled"] is True
+    assert "| compressed TFLite |" in (report_uri / REPORT_MARKDOWN).read_text()
+    sizes = report["sizes"]
+    assert sizes["compressed_tflite"]["zipped_bytes"] < sizes["float_tflite"]["zipped_bytes"]
+    sparsity = report["sparsity_by_layer"]
+    for layer in ("hidden_0", "hidden_1"):
+        assert sparsity[layer] == pytest.approx(0.8, abs=0.01)
+    # Embedding tables too, kept sparse through QAT; small ones round to whole weights.
+    assert len(report["pruned_layers"]) > 2
+    assert all(sparsity[layer] > 0.75 for layer in report["pruned_layers"])
+
+    # The TFLite file is the int8 model the report measured.
+    tflite = Path(tflite_model_path(str(compressed_uri))).read_bytes()
+    assert len(tflite) == sizes["compressed_tflite"]["bytes"]
+    assert compression.TfliteModel(tflite).tensor_dtype_counts()["int8"] >= 5
+
+    # Format-Serving serves raw tf.Examples like the Trainer's model.
+    raw_spec = tft.TFTransformOutput(trained_taxi_model.transform_graph_uri).raw_feature_spec()
+    rows = csv_rows(trained_taxi_model.csv_path, 8)
+    requests = [serialized_example(r, raw_spec, drop=("tips",)) for r in rows]
+    serving = tf.saved_model.load(str(compressed_uri / "Format-Serving"))
+    outputs = serving.signatures["serving_default"](examples=tf.constant(requests))
+    probabilities = outputs[OUTPUTS_KEY].numpy()
+    assert probabilities.shape == (8, 1)
+    assert np.all((probabilities >= 0) & (probabilities <= 1))
+
+    properties = _report_properties(tmp_path)
+    headline = properties[str(report_uri)]
+    assert headline["compression_enabled"] == 1
+    assert headline["tflite_zipped_ratio"] == pytest.approx(
+        report["headline"]["tflite_zipped_ratio"]
+    )
+    assert headline["accuracy_delta"] == pytest.approx(report["headline"]["accuracy_delta"])
+
+    # Disabled: the Trainer's serving model, copied unchanged.
+    passed_uri = _only_uri(tmp_path, "PassThrough", "compressed_model")
+    original = Path(trained_taxi_model.model_uri) / "Format-Serving" / "saved_model.pb"
+    copied = passed_uri / "Format-Serving" / "saved_model.pb"
+    assert copied.read_bytes() == original.read_bytes()
+    assert Path(tflite_model_path(str(passed_uri))).stat().st_size > 0
+    passed_report_uri = _only_uri(tmp_path, "PassThrough", "compression_report")
+    assert json.loads((passed_report_uri / REPORT_JSON).read_text())["enabled"] is False
+    assert properties[str(passed_report_uri)]["compression_enabled"] == 0
+    assert os.path.getsize(passed_report_uri / REPORT_MARKDOWN) > 0
