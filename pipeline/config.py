@@ -167,7 +167,9 @@ class CompressionConfig(_Strict):
     @model_validator(mode="after")
     def _quantization_fits_pruning(self) -> CompressionConfig:
         if self.quantization == "qat" and self.pruning.enabled:
-            raise ValueError("`qat` would refill pruned weights; use `pqat` to keep pruning's zeros")
+            raise ValueError(
+                "`qat` would refill pruned weights; use `pqat` to keep pruning's zeros"
+            )
         if self.quantization == "pqat" and not self.pruning.enabled:
             raise ValueError("`pqat` preserves pruning; with pruning disabled use `qat`")
         return self
