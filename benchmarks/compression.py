@@ -23,12 +23,13 @@ from typing import Any
 
 import tensorflow_transform as tft
 import tf_keras as keras
-from tfx import v1 as tfx
 
 from models.common import compression
 from models.common.export import KERAS_MODEL_DIR
-from pipeline.config import CompressionConfig, LeanlineConfig, custom_config, load_config
+from pipeline.config import CompressionConfig, LeanlineConfig, load_config
 from pipeline.datasets import bundled_csv
+from pipeline.local_runner import run_components
+from pipeline.pipeline import training_stages
 
 BENCHMARKS_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCHMARKS_DIR.parent
@@ -89,44 +90,10 @@ class TrainedRun:
 
 
 def train_float_model(config: LeanlineConfig, csv_path: Path, work_dir: Path) -> TrainedRun:
-    """ExampleGen -> StatisticsGen -> SchemaGen -> Transform -> Trainer on `csv_path`."""
-    splits = [
-        tfx.proto.SplitConfig.Split(name="train", hash_buckets=config.data.split.train),
-        tfx.proto.SplitConfig.Split(name="eval", hash_buckets=config.data.split.eval),
-    ]
-    example_gen = tfx.components.CsvExampleGen(
-        input_base=str(csv_path.parent),
-        output_config=tfx.proto.Output(split_config=tfx.proto.SplitConfig(splits=splits)),
-    )
-    statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
-    schema_gen = tfx.components.SchemaGen(statistics=statistics_gen.outputs["statistics"])
-    family = config.model.family
-    transform = tfx.components.Transform(
-        examples=example_gen.outputs["examples"],
-        schema=schema_gen.outputs["schema"],
-        preprocessing_fn=f"models.{family}.preprocessing.preprocessing_fn",
-        custom_config=custom_config(config),
-    )
-    trainer = tfx.components.Trainer(
-        run_fn=f"models.{family}.model.run_fn",
-        examples=transform.outputs["transformed_examples"],
-        transform_graph=transform.outputs["transform_graph"],
-        schema=schema_gen.outputs["schema"],
-        custom_config=custom_config(config),
-    )
-    root = work_dir / "pipeline_root"
-    components = [example_gen, statistics_gen, schema_gen, transform, trainer]
-    tfx.orchestration.LocalDagRunner().run(
-        tfx.dsl.Pipeline(
-            pipeline_name=f"benchmark-{config.name}",
-            pipeline_root=str(root),
-            components=components,
-            metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
-                str(work_dir / "metadata.sqlite")
-            ),
-            beam_pipeline_args=config.beam_pipeline_args,
-            enable_cache=False,
-        )
+    """The pipeline's own training stages (ExampleGen ... Trainer) on `csv_path`."""
+    stages = training_stages(config, str(csv_path))
+    root = run_components(
+        f"benchmark-{config.name}", work_dir, stages.components, config.beam_pipeline_args
     )
 
     def only_uri(component: str, output: str) -> str:

@@ -21,6 +21,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from tfx import v1 as tfx
+from tfx.dsl.components.base.base_component import BaseComponent
 
 from pipeline import summary
 from pipeline.config import LeanlineConfig
@@ -34,6 +35,30 @@ from pipeline.report.build import write_report
 METADATA_FILE = "metadata.sqlite"
 PIPELINE_ROOT = "pipeline"
 LOCK_FILE = ".leanline.lock"
+
+
+def run_components(
+    name: str,
+    work_dir: Path,
+    components: Sequence[BaseComponent],
+    beam_pipeline_args: Sequence[str],
+) -> Path:
+    """Runs `components` as a pipeline of their own, uncached, under `work_dir`
+    (for `leanline schema`, tests and benchmarks); returns its pipeline root."""
+    pipeline_root = work_dir / PIPELINE_ROOT
+    tfx.orchestration.LocalDagRunner().run(
+        tfx.dsl.Pipeline(
+            pipeline_name=name,
+            pipeline_root=str(pipeline_root),
+            components=list(components),
+            metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
+                str(work_dir / METADATA_FILE)
+            ),
+            beam_pipeline_args=list(beam_pipeline_args),
+            enable_cache=False,
+        )
+    )
+    return pipeline_root
 
 
 @contextlib.contextmanager

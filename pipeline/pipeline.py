@@ -14,11 +14,13 @@ that passed both gates and was pushed.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Sequence
 
 from ml_metadata.proto import metadata_store_pb2
 from tfx import v1 as tfx
+from tfx.dsl.components.base import base_component
 
 from components.compressor import Compressor
 from components.data_gate import DataGate
@@ -65,22 +67,31 @@ def example_gen_component(
     )
 
 
-def create_pipeline(
-    config: LeanlineConfig,
-    *,
-    data_path: str,
-    pipeline_root: str,
-    metadata_connection_config: metadata_store_pb2.ConnectionConfig | None = None,
-    serving_root: str | None = None,
-    beam_pipeline_args: Sequence[str] = (),
-    enable_cache: bool = True,
-) -> tfx.dsl.Pipeline:
-    """The pipeline for `config`; pushes go to `<serving_root>/{serving,tflite}/<name>`
-    (default: the config's output directory)."""
+@dataclasses.dataclass(frozen=True)
+class TrainingStages:
+    """The components from the data to a trained model, shared by the pipeline,
+    `leanline schema`, the tests and the benchmarks."""
+
+    example_gen: base_component.BaseComponent
+    statistics_gen: base_component.BaseComponent
+    schema_gen: base_component.BaseComponent
+    transform: base_component.BaseComponent
+    trainer: base_component.BaseComponent
+
+    @property
+    def components(self) -> list[base_component.BaseComponent]:
+        return [
+            self.example_gen,
+            self.statistics_gen,
+            self.schema_gen,
+            self.transform,
+            self.trainer,
+        ]
+
+
+def training_stages(config: LeanlineConfig, data_path: str) -> TrainingStages:
     family = config.model.family
     model_custom_config = custom_config(config)
-    serving_root = serving_root or str(config.output_path)
-
     example_gen = example_gen_component(config, data_path)
     examples = example_gen.outputs["examples"]
     statistics_gen = tfx.components.StatisticsGen(examples=examples)
@@ -93,11 +104,6 @@ def create_pipeline(
             statistics=statistics_gen.outputs["statistics"], infer_feature_shape=False
         )
     schema = schema_gen.outputs["schema"]
-    example_validator = tfx.components.ExampleValidator(
-        statistics=statistics_gen.outputs["statistics"], schema=schema
-    )
-    data_gate = DataGate(anomalies=example_validator.outputs["anomalies"])
-
     transform = tfx.components.Transform(
         examples=examples,
         schema=schema,
@@ -107,7 +113,6 @@ def create_pipeline(
         # would roughly double its time and nothing reads them.
         disable_statistics=True,
     )
-    transform.add_upstream_node(data_gate)
     trainer = tfx.components.Trainer(
         run_fn=f"models.{family}.model.run_fn",
         examples=transform.outputs["transformed_examples"],
@@ -117,10 +122,36 @@ def create_pipeline(
         eval_args=tfx.proto.EvalArgs(splits=["eval"]),
         custom_config=model_custom_config,
     )
+    return TrainingStages(example_gen, statistics_gen, schema_gen, transform, trainer)
+
+
+def create_pipeline(
+    config: LeanlineConfig,
+    *,
+    data_path: str,
+    pipeline_root: str,
+    metadata_connection_config: metadata_store_pb2.ConnectionConfig | None = None,
+    serving_root: str | None = None,
+    beam_pipeline_args: Sequence[str] = (),
+    enable_cache: bool = True,
+) -> tfx.dsl.Pipeline:
+    """The pipeline for `config`; pushes go to `<serving_root>/{serving,tflite}/<name>`
+    (default: the config's output directory)."""
+    model_custom_config = custom_config(config)
+    serving_root = serving_root or str(config.output_path)
+
+    stages = training_stages(config, data_path)
+    examples = stages.example_gen.outputs["examples"]
+    example_validator = tfx.components.ExampleValidator(
+        statistics=stages.statistics_gen.outputs["statistics"],
+        schema=stages.schema_gen.outputs["schema"],
+    )
+    data_gate = DataGate(anomalies=example_validator.outputs["anomalies"])
+    stages.transform.add_upstream_node(data_gate)
     compressor = Compressor(
-        model=trainer.outputs["model"],
-        transform_graph=transform.outputs["transform_graph"],
-        examples=transform.outputs["transformed_examples"],
+        model=stages.trainer.outputs["model"],
+        transform_graph=stages.transform.outputs["transform_graph"],
+        examples=stages.transform.outputs["transformed_examples"],
         custom_config=model_custom_config,
     )
     compressed_model = compressor.outputs["compressed_model"]
@@ -129,7 +160,7 @@ def create_pipeline(
     evaluate_compression = tfx.components.Evaluator(
         examples=examples,
         model=compressed_model,
-        baseline_model=trainer.outputs["model"],
+        baseline_model=stages.trainer.outputs["model"],
         eval_config=eval_config(evaluation, evaluation.thresholds.max_drop_vs_uncompressed),
     ).with_id(EVALUATE_COMPRESSION)
 
@@ -173,13 +204,9 @@ def create_pipeline(
         pipeline_name=config.name,
         pipeline_root=pipeline_root,
         components=[
-            example_gen,
-            statistics_gen,
-            schema_gen,
+            *stages.components,
             example_validator,
             data_gate,
-            transform,
-            trainer,
             compressor,
             evaluate_compression,
             latest_blessed,

@@ -15,6 +15,7 @@ from tfx import v1 as tfx
 
 from pipeline.config import LeanlineConfig
 from pipeline.datasets import data_path
+from pipeline.local_runner import run_components
 from pipeline.pipeline import example_gen_component
 
 SCHEMA_FILE = "schema.pbtxt"
@@ -28,18 +29,13 @@ def write_inferred_schema(config: LeanlineConfig, output: str, data: str | None 
         schema_gen = tfx.components.SchemaGen(
             statistics=statistics_gen.outputs["statistics"], infer_feature_shape=False
         )
-        tfx.orchestration.LocalDagRunner().run(
-            tfx.dsl.Pipeline(
-                pipeline_name=f"{config.name}-schema",
-                pipeline_root=str(Path(scratch) / "pipeline"),
-                components=[example_gen, statistics_gen, schema_gen],
-                metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
-                    str(Path(scratch) / "metadata.sqlite")
-                ),
-                beam_pipeline_args=config.beam_pipeline_args,
-            )
+        root = run_components(
+            f"{config.name}-schema",
+            Path(scratch),
+            [example_gen, statistics_gen, schema_gen],
+            config.beam_pipeline_args,
         )
-        (inferred,) = Path(scratch, "pipeline", "SchemaGen", "schema").glob(f"*/{SCHEMA_FILE}")
+        (inferred,) = (root / "SchemaGen" / "schema").glob(f"*/{SCHEMA_FILE}")
         path = Path(output)
         path.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(inferred, path)

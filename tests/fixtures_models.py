@@ -1,8 +1,8 @@
 """A tiny real TFX run up to the Trainer, for tests that need a trained leanline model.
 
-`train_tiny_model` runs CsvExampleGen -> StatisticsGen -> SchemaGen (or ImportSchemaGen
-of the config's curated schema) -> Transform -> Trainer in-process (LocalDagRunner, Beam in memory) on the first rows of a bundled
-dataset, with the family's real preprocessing_fn and run_fn. `trained_taxi_model` is
+`train_tiny_model` runs the pipeline's own training stages (ExampleGen, StatisticsGen,
+SchemaGen or ImportSchemaGen, Transform, Trainer; pipeline.pipeline.training_stages)
+in-process on the first rows of a bundled dataset, with the family's real preprocessing_fn and run_fn. `trained_taxi_model` is
 a session-scoped fixture of one such run, shared by every test file that imports it
 (tests/conftest.py does).
 """
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.config import LeanlineConfig, custom_config, load_config
+from pipeline.config import LeanlineConfig, load_config
 from pipeline.datasets import bundled_csv
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -59,56 +59,17 @@ def _only_uri(root: Path, component: str, output: str) -> str:
 
 def train_tiny_model(config: LeanlineConfig, work_dir: Path, rows: int) -> TinyTrainedModel:
     """Runs the pipeline up to the Trainer on the first `rows` rows of the bundled data."""
-    from tfx import v1 as tfx
+    from pipeline.local_runner import run_components
+    from pipeline.pipeline import training_stages
 
     assert config.data.bundled, "tiny runs use bundled datasets"
     csv_path = write_head(
         bundled_csv(config.data.bundled, work_dir / "bundled"), work_dir / "data" / "rows.csv", rows
     )
-    splits = [
-        tfx.proto.SplitConfig.Split(name="train", hash_buckets=config.data.split.train),
-        tfx.proto.SplitConfig.Split(name="eval", hash_buckets=config.data.split.eval),
-    ]
-    example_gen = tfx.components.CsvExampleGen(
-        input_base=str(csv_path.parent),
-        output_config=tfx.proto.Output(split_config=tfx.proto.SplitConfig(splits=splits)),
+    stages = training_stages(config, str(csv_path))
+    root = run_components(
+        f"tiny-{config.name}", work_dir, stages.components, config.beam_pipeline_args
     )
-    if config.data.schema_path:
-        schema_gen = tfx.components.ImportSchemaGen(
-            schema_file=config.resolve(config.data.schema_path)
-        )
-        schema_components = [schema_gen]
-    else:
-        statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
-        schema_gen = tfx.components.SchemaGen(statistics=statistics_gen.outputs["statistics"])
-        schema_components = [statistics_gen, schema_gen]
-    family = config.model.family
-    transform = tfx.components.Transform(
-        examples=example_gen.outputs["examples"],
-        schema=schema_gen.outputs["schema"],
-        preprocessing_fn=f"models.{family}.preprocessing.preprocessing_fn",
-        custom_config=custom_config(config),
-        disable_statistics=True,  # saves half of Transform's time; nothing here reads them
-    )
-    trainer = tfx.components.Trainer(
-        run_fn=f"models.{family}.model.run_fn",
-        examples=transform.outputs["transformed_examples"],
-        transform_graph=transform.outputs["transform_graph"],
-        schema=schema_gen.outputs["schema"],
-        custom_config=custom_config(config),
-    )
-    root = work_dir / "pipeline_root"
-    pipeline = tfx.dsl.Pipeline(
-        pipeline_name=f"tiny-{config.name}",
-        pipeline_root=str(root),
-        components=[example_gen, *schema_components, transform, trainer],
-        metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
-            str(work_dir / "metadata.sqlite")
-        ),
-        beam_pipeline_args=config.beam_pipeline_args,
-        enable_cache=False,
-    )
-    tfx.orchestration.LocalDagRunner().run(pipeline)
     return TinyTrainedModel(
         config=config,
         csv_path=csv_path,
