@@ -30,12 +30,18 @@ def _quiet_logs(verbose: bool) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     from pipeline.config import load_config
-    from pipeline.local_runner import run_local
-    from pipeline.summary import format_table
+    from pipeline.datasets import data_path
+    from pipeline.preflight import check_inputs
 
     config = load_config(args.config)
     if args.output_dir:
         config = config.with_overrides(output_dir=args.output_dir)
+    # Config and data errors surface in a second, before TensorFlow's slow import.
+    check_inputs(config, data_path(config, config.output_path, args.data))
+
+    from pipeline.local_runner import run_local
+    from pipeline.summary import format_table
+
     run_summary = run_local(
         config, data=args.data, beam_args=args.beam_arg, enable_cache=not args.no_cache
     )

@@ -112,7 +112,21 @@ def test_taxi_run_summary_records_every_component(taxi_run):
     assert written["pushed_path"].startswith(str(config.serving_model_dir))
 
 
-def test_second_run_reuses_the_cache_and_a_failed_gate_keeps_the_pushed_model(taxi_run):
+def test_rerun_with_nothing_changed_is_cached_and_pushes_nothing_new(taxi_run):
+    config, data, _ = taxi_run
+    pushed_before = _versions(config)
+
+    summary = run_local(config, data=str(data))
+
+    statuses = {component.id: component.status for component in summary.components}
+    for cached in ("CsvExampleGen", "Transform", "Trainer", "Compressor", "EvaluateCompression"):
+        assert statuses[cached] == "cached", statuses
+    assert not summary.pushed
+    assert "already the last pushed" in summary.not_pushed_reason
+    assert _versions(config) == pushed_before
+
+
+def test_a_failed_gate_keeps_the_pushed_model(taxi_run):
     config, data, _ = taxi_run
     pushed_before = _versions(config)
 

@@ -26,6 +26,7 @@ from absl import logging
 from tensorflow_model_analysis.proto import config_pb2, metrics_for_slice_pb2, validation_result_pb2
 from tensorflow_serving.apis import prediction_log_pb2
 from tfx import types
+from tfx.components.evaluator import constants as evaluator_constants
 from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils
 from tfx.utils import path_utils
@@ -79,6 +80,11 @@ class Executor(base_executor.BaseExecutor):
             return
 
         model = artifact_utils.get_single_instance(input_dict[MODEL_KEY])
+        if _already_pushed(input_dict, model):
+            reason = "this model is already the last pushed one (a rerun with nothing changed)"
+            logging.info("Not pushing: %s", reason)
+            _record(pushed_model, pushed=False, not_pushed_reason=reason)
+            return
         warmup_count = exec_properties.get(WARMUP_REQUESTS_KEY) or 0
         examples = []
         if warmup_count:
@@ -102,6 +108,15 @@ class Executor(base_executor.BaseExecutor):
         (Path(pushed_model.uri) / PUSH_SUMMARY_FILE).write_text(
             json.dumps(push.summary(), indent=2)
         )
+
+
+def _already_pushed(input_dict: dict[str, list[types.Artifact]], model: types.Artifact) -> bool:
+    """EvaluateVsBlessed compared the model with itself: the last blessed model is this one."""
+    blessing = (input_dict.get(MODEL_BLESSING_KEY) or [None])[0]
+    baseline_key = evaluator_constants.ARTIFACT_PROPERTY_BASELINE_MODEL_ID_KEY
+    if blessing is None or baseline_key not in blessing.mlmd_artifact.custom_properties:
+        return False
+    return blessing.get_int_custom_property(baseline_key) == model.id
 
 
 @dataclass(frozen=True)
