@@ -10,6 +10,7 @@ import argparse
 import logging
 import os
 import sys
+import warnings
 from collections.abc import Sequence
 
 from pipeline.errors import UserError
@@ -20,6 +21,7 @@ def _quiet_logs(verbose: bool) -> None:
     on; leanline reports progress and errors itself. --verbose brings the logs back."""
     if verbose:
         return
+    warnings.simplefilter("ignore")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ.setdefault("GRPC_VERBOSITY", "NONE")
     logging.getLogger().setLevel(logging.CRITICAL)

@@ -168,10 +168,14 @@ class CompressionConfig(_Strict):
     def _quantization_fits_pruning(self) -> CompressionConfig:
         if self.quantization == "qat" and self.pruning.enabled:
             raise ValueError(
-                "`qat` would refill pruned weights; use `pqat` to keep pruning's zeros"
+                "quantization qat would refill the pruned weights; "
+                "use pqat to quantize a pruned model, or disable pruning"
             )
         if self.quantization == "pqat" and not self.pruning.enabled:
-            raise ValueError("`pqat` preserves pruning; with pruning disabled use `qat`")
+            raise ValueError(
+                "quantization pqat keeps pruned weights at zero, but pruning.enabled is false; "
+                "enable pruning or use qat"
+            )
         return self
 
 
@@ -347,11 +351,9 @@ def load_config(path: str | os.PathLike[str], check_paths: bool = True) -> Leanl
     return config
 
 
-def custom_config(config: LeanlineConfig) -> dict[str, Any]:
-    """The JSON-able config sections that Transform, Trainer and Compressor receive."""
-    return {
-        "model": config.model.model_dump(),
-        "training": config.training.model_dump(),
-        "compression": config.compression.model_dump(),
-        "serving": config.serving.model_dump(),
-    }
+def custom_config(
+    config: LeanlineConfig, sections: tuple[str, ...] = ("model", "training", "compression")
+) -> dict[str, Any]:
+    """The JSON-able config sections a component receives. Each component gets only the
+    sections it reads, so changing, say, compression settings leaves Transform cached."""
+    return {section: getattr(config, section).model_dump() for section in sections}

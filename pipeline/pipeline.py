@@ -91,7 +91,6 @@ class TrainingStages:
 
 def training_stages(config: LeanlineConfig, data_path: str) -> TrainingStages:
     family = config.model.family
-    model_custom_config = custom_config(config)
     example_gen = example_gen_component(config, data_path)
     examples = example_gen.outputs["examples"]
     statistics_gen = tfx.components.StatisticsGen(examples=examples)
@@ -108,7 +107,7 @@ def training_stages(config: LeanlineConfig, data_path: str) -> TrainingStages:
         examples=examples,
         schema=schema,
         preprocessing_fn=f"models.{family}.preprocessing.preprocessing_fn",
-        custom_config=model_custom_config,
+        custom_config=custom_config(config, ("model",)),
         # StatisticsGen already describes the data; Transform's own pre/post statistics
         # would roughly double its time and nothing reads them.
         disable_statistics=True,
@@ -120,7 +119,7 @@ def training_stages(config: LeanlineConfig, data_path: str) -> TrainingStages:
         schema=schema,
         train_args=tfx.proto.TrainArgs(splits=["train"]),
         eval_args=tfx.proto.EvalArgs(splits=["eval"]),
-        custom_config=model_custom_config,
+        custom_config=custom_config(config, ("model", "training")),
     )
     return TrainingStages(example_gen, statistics_gen, schema_gen, transform, trainer)
 
@@ -137,7 +136,6 @@ def create_pipeline(
 ) -> tfx.dsl.Pipeline:
     """The pipeline for `config`; pushes go to `<serving_root>/{serving,tflite}/<name>`
     (default: the config's output directory)."""
-    model_custom_config = custom_config(config)
     serving_root = serving_root or str(config.output_path)
 
     stages = training_stages(config, data_path)
@@ -152,7 +150,7 @@ def create_pipeline(
         model=stages.trainer.outputs["model"],
         transform_graph=stages.transform.outputs["transform_graph"],
         examples=stages.transform.outputs["transformed_examples"],
-        custom_config=model_custom_config,
+        custom_config=custom_config(config),
     )
     compressed_model = compressor.outputs["compressed_model"]
 

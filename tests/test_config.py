@@ -33,7 +33,8 @@ def test_shipped_configs_load(name):
     config = load_config(CONFIGS / f"{name}.yaml")
     assert config.name == name
     assert config.serving_model_dir == config.output_path / "serving" / name
-    assert set(custom_config(config)) == {"model", "training", "compression", "serving"}
+    assert set(custom_config(config)) == {"model", "training", "compression"}
+    assert custom_config(config, ("model",)) == {"model": config.model.model_dump()}
 
 
 def test_taxi_schema_path_resolves_against_the_yaml():

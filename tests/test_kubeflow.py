@@ -178,9 +178,14 @@ def test_model_code_data_and_roots_are_carried(case: dict[str, Any]) -> None:
         == f"{module}.preprocessing.preprocessing_fn"
     )
     assert constant(tasks["Trainer"], "run_fn") == f"{module}.model.run_fn"
-    expected_custom_config = custom_config(case["config"])
-    for task in ("Transform", "Trainer", "Compressor"):
-        assert json.loads(constant(tasks[task], "custom_config")) == expected_custom_config, task
+    sections = {
+        "Transform": ("model",),
+        "Trainer": ("model", "training"),
+        "Compressor": ("model", "training", "compression"),
+    }
+    for task, needed in sections.items():
+        expected = custom_config(case["config"], needed)
+        assert json.loads(constant(tasks[task], "custom_config")) == expected, task
     assert constant(tasks["CsvExampleGen"], "input_base") == INPUT_BASE[name]
     assert constant(tasks["ServingPusher"], "serving_model_dir") == f"{root}/serving/{name}"
     assert constant(tasks["ServingPusher"], "tflite_model_dir") == f"{root}/tflite/{name}"

@@ -31,6 +31,7 @@ import tensorflow as tf
 import tensorflow_model_optimization as tfmot
 import tensorflow_transform as tft
 import tf_keras as keras
+from ai_edge_litert.interpreter import Interpreter
 from sklearn.metrics import roc_auc_score
 from tensorflow.lite.tools import flatbuffer_utils
 
@@ -39,13 +40,8 @@ from models.common.train import compile_model, steps_per_epoch
 from pipeline.config import CompressionConfig, ModelConfig, PruningConfig, TrainingConfig
 from pipeline.errors import UserError
 
-try:  # LiteRT is TFLite's successor; tf.lite.Interpreter is deprecated since TF 2.20.
-    from ai_edge_litert.interpreter import Interpreter
-
-    INTERPRETER = "ai_edge_litert"
-except ImportError:
-    Interpreter = tf.lite.Interpreter
-    INTERPRETER = "tf.lite"
+# LiteRT is TFLite's successor; tf.lite.Interpreter is deprecated since TF 2.20.
+INTERPRETER = "ai_edge_litert"
 
 Features = Mapping[str, np.ndarray]
 TfliteOptimization = Literal["none", "dynamic", "int8"]
@@ -513,21 +509,6 @@ def latencies(predict: Predict, features: Features) -> dict[str, Latency]:
 # --- the whole recipe ------------------------------------------------------------------
 
 
-def check_plan(config: CompressionConfig) -> None:
-    """Rejects combinations that cannot give what they promise."""
-    pruning, quantization = config.pruning.enabled, config.quantization
-    if quantization == "pqat" and not pruning:
-        raise UserError(
-            "compression.quantization pqat keeps pruned weights at zero, but "
-            "compression.pruning.enabled is false; enable pruning or use qat"
-        )
-    if quantization == "qat" and pruning:
-        raise UserError(
-            "compression.quantization qat would refill the pruned weights; "
-            "use pqat to quantize a pruned model, or disable pruning"
-        )
-
-
 def compress(
     model: keras.Model,
     config: CompressionConfig,
@@ -536,7 +517,6 @@ def compress(
 ) -> CompressedModel:
     """Prunes and/or quantizes a copy of `model` as `config` says; pruning and QAT each
     fine-tune `config.fine_tune_epochs` epochs."""
-    check_plan(config)
     epochs = config.fine_tune_epochs
     compressed = model
     if config.pruning.enabled:

@@ -14,7 +14,7 @@ from typing import Any
 import tensorflow as tf
 import tensorflow_transform as tft
 
-from pipeline.config import CompressionConfig, ModelConfig, ServingConfig, TrainingConfig
+from pipeline.config import CompressionConfig, ModelConfig, TrainingConfig
 
 # Every preprocessing_fn outputs the class id (int64, 0..num_classes-1) under this key.
 LABEL_KEY = "label"
@@ -44,10 +44,6 @@ def training_config(custom_config: Mapping[str, Any] | None) -> TrainingConfig:
 
 def compression_config(custom_config: Mapping[str, Any] | None) -> CompressionConfig:
     return CompressionConfig.model_validate(_section(custom_config, "compression"))
-
-
-def serving_config(custom_config: Mapping[str, Any] | None) -> ServingConfig:
-    return ServingConfig.model_validate(_section(custom_config, "serving"))
 
 
 @dataclass(frozen=True)
