@@ -284,11 +284,12 @@ def test_compressor_component_in_a_pipeline(trained_taxi_model: TinyTrainedModel
     sizes = report["sizes"]
     assert sizes["compressed_tflite"]["zipped_bytes"] < sizes["float_tflite"]["zipped_bytes"]
     sparsity = report["sparsity_by_layer"]
+    target = trained_taxi_model.config.compression.pruning.target_sparsity
     for layer in ("hidden_0", "hidden_1"):
-        assert sparsity[layer] == pytest.approx(0.8, abs=0.01)
+        assert sparsity[layer] == pytest.approx(target, abs=0.01)
     # Embedding tables too, kept sparse through QAT; small ones round to whole weights.
     assert len(report["pruned_layers"]) > 2
-    assert all(sparsity[layer] > 0.75 for layer in report["pruned_layers"])
+    assert all(sparsity[layer] > target - 0.05 for layer in report["pruned_layers"])
 
     # The TFLite file is the int8 model the report measured.
     tflite = Path(tflite_model_path(str(compressed_uri))).read_bytes()
