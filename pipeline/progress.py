@@ -29,15 +29,18 @@ from rich.live import Live
 from rich.spinner import Spinner
 from rich.text import Text
 
-from pipeline.summary import node_id, open_store
+from pipeline.summary import STATE_NAMES, node_id, open_store
 
 POLL_SECONDS = 1.0
 STARTED = "started"
 _ENDED = {
-    metadata_store_pb2.Execution.COMPLETE: "complete",
-    metadata_store_pb2.Execution.CACHED: "cached",
-    metadata_store_pb2.Execution.FAILED: "failed",
-    metadata_store_pb2.Execution.CANCELED: "canceled",
+    state: STATE_NAMES[state]
+    for state in (
+        metadata_store_pb2.Execution.COMPLETE,
+        metadata_store_pb2.Execution.CACHED,
+        metadata_store_pb2.Execution.FAILED,
+        metadata_store_pb2.Execution.CANCELED,
+    )
 }
 _STYLES = {STARTED: "", "complete": "green", "cached": "blue", "failed": "bold red"}
 
