@@ -11,6 +11,8 @@ leanline runs configs/penguins.yaml made to do the same work: the same four feat
 label, TFX's 2:1 train/eval split, TFX's network (two Dense(8) layers) and training budget
 (100 steps of 20 examples), no slices. Each pipeline runs in a fresh process on a fresh
 output directory with the same Beam args; per-component seconds come from each one's MLMD.
+One change to TFX's side: without TensorBoard installed (TF 2.21 no longer brings it),
+its Trainer's TensorBoard callback becomes a no-op, as leanline's Trainer skips it too.
 Writes benchmarks/results/tfx_penguin.json and the side-by-side table of benchmarks/README.md.
 
     .venv/bin/python -m benchmarks.tfx_penguin [--repeats 1]
