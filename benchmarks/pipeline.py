@@ -17,11 +17,12 @@ Measurements already in the JSON are kept and skipped (a run at 1.5M rows takes 
 
 Fixed costs: `--profile 500` runs the pipeline once per mode on 500 rows under cProfile
 and records where the seconds go (imports, TFX's and Beam's per-component start-up, TF
-tracing and saving, MLMD); `--beam-arg=...` (repeatable) profiles a variant of a mode,
-to measure a Beam setting before changing leanline's defaults:
+tracing and saving, MLMD). `--beam-arg=...` (repeatable, with or without --profile)
+measures a variant of each mode, kept apart in the results, to try a Beam setting before
+changing leanline's defaults:
 
     .venv/bin/python -m benchmarks.pipeline --profile 500 --modes in_memory \\
-        --beam-arg=--runner=FnApiRunner --beam-arg=--sdk_container_image=none
+        --beam-arg=--runner=FnApiRunner --beam-arg=--sdk_container_image=unused-locally
 """
 
 from __future__ import annotations
@@ -446,14 +447,21 @@ def _target_met(rows: int, run: dict[str, Any]) -> str:
 
 
 def _sorted_runs(results: dict[str, Any]) -> list[tuple[int, str, dict[str, Any]]]:
+    """(rows, variant, run) by rows, then mode as in BEAM_MODES, plain mode first."""
     modes = list(BEAM_MODES)
+
+    def key(item: tuple[int, str, dict[str, Any]]) -> tuple[int, int, str]:
+        rows, variant, _ = item
+        mode = variant.split(" ", 1)[0]
+        return rows, modes.index(mode) if mode in modes else len(modes), variant
+
     return sorted(
         (
-            (int(rows), mode, run)
-            for rows, by_mode in results["runs"].items()
-            for mode, run in by_mode.items()
+            (int(rows), variant, run)
+            for rows, by_variant in results["runs"].items()
+            for variant, run in by_variant.items()
         ),
-        key=lambda item: (item[0], modes.index(item[1]) if item[1] in modes else len(modes)),
+        key=key,
     )
 
 
@@ -596,23 +604,33 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--beam-arg",
         action="append",
         default=[],
-        help="with --profile: an extra Beam arg (repeatable), to compare against the plain mode",
+        help="an extra Beam arg (repeatable): measures a variant of each mode, kept apart",
     )
     parser.add_argument("--run-spec", type=Path, help=argparse.SUPPRESS)
     return parser.parse_args(argv)
+
+
+def _variant(mode: str, extra_beam_args: list[str]) -> str:
+    """The results key of a measurement: the Beam mode, then any extra Beam args."""
+    return " ".join([mode, *extra_beam_args])
 
 
 def _measure_scaling(args: argparse.Namespace, results: dict[str, Any], work_dir: Path) -> None:
     training = training_overrides(args.epochs, args.steps_per_epoch)
     for rows in args.sizes:
         done = results["runs"].setdefault(str(rows), {})
-        todo = [mode for mode in args.modes if args.force or mode not in done]
+        todo = [
+            mode for mode in args.modes if args.force or _variant(mode, args.beam_arg) not in done
+        ]
         if not todo:
             print(f"{rows} rows: already measured (--force measures again)")
             continue
         csv_path = taxi_csv(rows, work_dir / "data")
         for mode in todo:
-            done[mode] = measure(rows, BEAM_MODES[mode], csv_path, training, work_dir)
+            beam_args = [*BEAM_MODES[mode], *args.beam_arg]
+            done[_variant(mode, args.beam_arg)] = measure(
+                rows, beam_args, csv_path, training, work_dir
+            )
             save_results(results, args.output)
             if not args.no_readme:
                 write_readme(results)
@@ -622,7 +640,7 @@ def _measure_fixed_cost(args: argparse.Namespace, results: dict[str, Any], work_
     training = training_overrides(args.epochs, args.steps_per_epoch)
     csv_path = taxi_csv(args.profile, work_dir / "data")
     for mode in args.modes:
-        variant = " ".join([mode, *args.beam_arg])
+        variant = _variant(mode, args.beam_arg)
         if variant in results["fixed_cost"] and not args.force:
             print(f"{variant}: already profiled (--force profiles again)")
             continue
