@@ -380,9 +380,11 @@ def measure(
     print(f"measuring {what} (log: {run_dir / 'run.log'})", flush=True)
     load_before = os.getloadavg()[0]
     process = run_measured(leanline_run_command(spec, run_dir / "spec.json"), run_dir / "run.log")
-    summary = json.loads((output_dir / "run_summary.json").read_text())
-    if process.returncode != 0 or summary.get("error"):
-        raise RuntimeError(f"the run of {what} failed: {summary.get('error')}; see {run_dir}")
+    summary_path = output_dir / "run_summary.json"
+    summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
+    if process.returncode != 0 or not summary or summary.get("error"):
+        error = summary.get("error", "no run summary")
+        raise RuntimeError(f"the run of {what} failed ({error}); see {run_dir / 'run.log'}")
     components = {c["id"]: c["seconds"] for c in summary["components"]}
     result = {
         "rows": rows,
@@ -475,9 +477,9 @@ def markdown(results: dict[str, Any]) -> str:
         + "|---:" * len(THROUGHPUT_COMPONENTS)
         + "|:---:|---:|:---:|",
     ]
-    for rows, mode, run in runs:
+    for rows, variant, run in runs:
         summary.append(
-            f"| {rows:,} | {mode} | {run['wall_seconds']:.1f} | {run['process_seconds']:.1f} "
+            f"| {rows:,} | {variant} | {run['wall_seconds']:.1f} | {run['process_seconds']:.1f} "
             f"| {run['process_cpu_seconds']:.1f} | {run['peak_rss_mib']:,} "
             + "".join(f"| {run['rows_per_second'][name]:,} " for name in THROUGHPUT_COMPONENTS)
             + f"| {'yes' if run['pushed'] else 'no'} | {run['load_average']:.1f} "
@@ -490,10 +492,10 @@ def markdown(results: dict[str, Any]) -> str:
         "| rows | Beam mode | " + " | ".join(names) + " | orchestration |",
         "|---:|---|" + "---:|" * (len(names) + 1),
     ]
-    for rows, mode, run in runs:
+    for rows, variant, run in runs:
         cells = [f"{run['components'][n]:.1f}" if n in run["components"] else "-" for n in names]
         per_component.append(
-            f"| {rows:,} | {mode} | "
+            f"| {rows:,} | {variant} | "
             + " | ".join(cells)
             + f" | {run['orchestration_seconds']:.1f} |"
         )

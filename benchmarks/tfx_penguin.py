@@ -296,15 +296,14 @@ def markdown(results: dict[str, Any]) -> str:
     extras = [name for name in ours[0]["components"] if name not in shared_ids]
     for name in extras:
         lines.append(f"| {name} (leanline only) | - | {_seconds(_median(ours, name))} | | |")
-    for key, shown in (
-        ("wall_seconds", "pipeline wall"),
-        ("process_seconds", "process wall"),
-        ("process_cpu_seconds", "process CPU s"),
-        ("peak_rss_mib", "peak RSS MiB"),
+    for key, shown, digits in (
+        ("wall_seconds", "pipeline wall s", 1),
+        ("process_seconds", "process wall s", 1),
+        ("process_cpu_seconds", "process CPU s", 1),
+        ("peak_rss_mib", "peak RSS MiB", 0),
     ):
-        lines.append(
-            f"| {shown} | {_median_of(tfx_runs, key):.1f} | {_median_of(ours, key):.1f} | | |"
-        )
+        theirs, mine = _median_of(tfx_runs, key), _median_of(ours, key)
+        lines.append(f"| {shown} | {theirs:.{digits}f} | {mine:.{digits}f} | | |")
     return "\n".join(lines)
 
 
