@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -24,6 +23,7 @@ from typing import Any
 import tensorflow_transform as tft
 import tf_keras as keras
 
+from benchmarks.pipeline import replace_readme_block
 from models.common import compression
 from models.common.export import KERAS_MODEL_DIR
 from pipeline.config import CompressionConfig, LeanlineConfig, load_config
@@ -34,9 +34,6 @@ from pipeline.pipeline import training_stages
 BENCHMARKS_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCHMARKS_DIR.parent
 RESULTS_FILE = BENCHMARKS_DIR / "results" / "compression.json"
-README_FILE = BENCHMARKS_DIR / "README.md"
-README_BEGIN = "<!-- compression:begin -->"
-README_END = "<!-- compression:end -->"
 
 PRUNING_OFF = {"enabled": False}
 # Each mode's changes to the dataset config's `compression` section.
@@ -181,18 +178,6 @@ def markdown(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def write_readme_section(table: str) -> None:
-    """Replaces the text between the compression markers of benchmarks/README.md."""
-    section = f"{README_BEGIN}\n{table}\n{README_END}"
-    text = README_FILE.read_text() if README_FILE.exists() else "# Benchmarks\n"
-    pattern = re.compile(re.escape(README_BEGIN) + ".*?" + re.escape(README_END), re.S)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section, text)
-    else:
-        text = text.rstrip("\n") + f"\n\n## Compression\n\n{section}\n"
-    README_FILE.write_text(text)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", nargs="+", default=list(TARGETS), choices=list(TARGETS))
@@ -206,7 +191,7 @@ def main() -> None:
     results.update({name: benchmark_dataset(name, work_dir) for name in args.datasets})
     RESULTS_FILE.parent.mkdir(parents=True, exist_ok=True)
     RESULTS_FILE.write_text(json.dumps(results, indent=2) + "\n")
-    write_readme_section(markdown(results))
+    replace_readme_block("compression", "## Compression", markdown(results))
     print(markdown(results))
 
 
