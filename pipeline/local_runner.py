@@ -20,8 +20,10 @@ import traceback
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from tfx import v1 as tfx
 from tfx.dsl.components.base.base_component import BaseComponent
+from tfx.orchestration.local.local_dag_runner import LocalDagRunner
+from tfx.orchestration.metadata import sqlite_metadata_connection_config
+from tfx.orchestration.pipeline import Pipeline
 
 from pipeline import summary
 from pipeline.config import LeanlineConfig
@@ -35,6 +37,24 @@ from pipeline.report.build import write_report
 METADATA_FILE = "metadata.sqlite"
 PIPELINE_ROOT = "pipeline"
 LOCK_FILE = ".leanline.lock"
+# Pinned when the Beam args name no runner: see local_beam_args.
+LOCAL_RUNNER_ARGS = ("--runner=FnApiRunner", "--sdk_container_image=unused-locally")
+
+
+def local_beam_args(beam_pipeline_args: Sequence[str]) -> list[str]:
+    """The Beam args a run on this machine uses: `beam_pipeline_args`, plus, unless
+    they name a runner, the FnApiRunner and a container image no local runner reads.
+
+    Beam's DirectRunner offers every pipeline to the Prism runner first (it translates
+    the graph, tries to download Prism, then falls back to the FnApiRunner); and TFX
+    builds an sdist of itself for each Beam component, left in the temp dir, unless an
+    image is named. Both cost seconds per component and buy nothing locally. Args that
+    name a runner (Dataflow, Flink, Spark) are passed on untouched.
+    """
+    args = list(beam_pipeline_args)
+    if any(arg == "--runner" or arg.startswith("--runner=") for arg in args):
+        return args
+    return [*args, *LOCAL_RUNNER_ARGS]
 
 
 def run_components(
@@ -46,15 +66,15 @@ def run_components(
     """Runs `components` as a pipeline of their own, uncached, under `work_dir`
     (for `leanline schema`, tests and benchmarks); returns its pipeline root."""
     pipeline_root = work_dir / PIPELINE_ROOT
-    tfx.orchestration.LocalDagRunner().run(
-        tfx.dsl.Pipeline(
+    LocalDagRunner().run(
+        Pipeline(
             pipeline_name=name,
             pipeline_root=str(pipeline_root),
             components=list(components),
-            metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
+            metadata_connection_config=sqlite_metadata_connection_config(
                 str(work_dir / METADATA_FILE)
             ),
-            beam_pipeline_args=list(beam_pipeline_args),
+            beam_pipeline_args=local_beam_args(beam_pipeline_args),
             enable_cache=False,
         )
     )
@@ -118,17 +138,15 @@ def run_local(
             config,
             data_path=source,
             pipeline_root=str(output_dir / PIPELINE_ROOT),
-            metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
-                str(metadata_path)
-            ),
-            beam_pipeline_args=[*config.beam_pipeline_args, *beam_args],
+            metadata_connection_config=sqlite_metadata_connection_config(str(metadata_path)),
+            beam_pipeline_args=local_beam_args([*config.beam_pipeline_args, *beam_args]),
             enable_cache=enable_cache,
         )
         started = time.time()
         failure: BaseException | None = None
         try:
             with run_progress(metadata_path):
-                tfx.orchestration.LocalDagRunner().run(pipeline)
+                LocalDagRunner().run(pipeline)
         except Exception as error:  # noqa: BLE001 - translated for the user below
             failure = error
         run_summary = summary.summarize(config, metadata_path, wall_seconds=time.time() - started)

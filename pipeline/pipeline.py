@@ -19,8 +19,29 @@ import os
 from collections.abc import Sequence
 
 from ml_metadata.proto import metadata_store_pb2
-from tfx import v1 as tfx
+
+# The modules themselves, not `tfx.v1`: that facade also imports every TFX extension
+# (the Vertex AI SDK, keras_tuner, the Kubernetes client), ~9 s per process.
+from tfx.components import (
+    CsvExampleGen,
+    Evaluator,
+    ExampleValidator,
+    ImportExampleGen,
+    SchemaGen,
+    StatisticsGen,
+    Trainer,
+    Transform,
+)
+from tfx.components.schema_gen.import_schema_gen.component import ImportSchemaGen
 from tfx.dsl.components.base import base_component
+from tfx.dsl.components.common.resolver import Resolver
+from tfx.dsl.experimental.conditionals.conditional import Cond
+from tfx.dsl.input_resolution.strategies.latest_blessed_model_strategy import (
+    LatestBlessedModelStrategy,
+)
+from tfx.orchestration.pipeline import Pipeline
+from tfx.proto import example_gen_pb2, trainer_pb2
+from tfx.types import Channel, standard_artifacts
 
 from components.compressor import Compressor
 from components.data_gate import DataGate
@@ -35,33 +56,29 @@ SERVING_DIR = "serving"
 TFLITE_DIR = "tflite"
 
 
-def _input_config(data_path: str) -> tuple[str, tfx.proto.Input]:
+def _input_config(data_path: str) -> tuple[str, example_gen_pb2.Input]:
     """ExampleGen reads a directory; a single file becomes its directory plus a pattern."""
     if data_path.endswith(("/", os.sep)) or os.path.isdir(data_path):
         base, pattern = data_path.rstrip("/"), "*"
     else:
         base, pattern = os.path.dirname(data_path), os.path.basename(data_path)
-    return base, tfx.proto.Input(splits=[tfx.proto.Input.Split(name="all", pattern=pattern)])
+    return base, example_gen_pb2.Input(
+        splits=[example_gen_pb2.Input.Split(name="all", pattern=pattern)]
+    )
 
 
-def example_gen_component(
-    config: LeanlineConfig, data_path: str
-) -> tfx.dsl.components.base.BaseComponent:
+def example_gen_component(config: LeanlineConfig, data_path: str) -> base_component.BaseComponent:
     base, input_config = _input_config(data_path)
     split = config.data.split
-    output_config = tfx.proto.Output(
-        split_config=tfx.proto.SplitConfig(
+    output_config = example_gen_pb2.Output(
+        split_config=example_gen_pb2.SplitConfig(
             splits=[
-                tfx.proto.SplitConfig.Split(name="train", hash_buckets=split.train),
-                tfx.proto.SplitConfig.Split(name="eval", hash_buckets=split.eval),
+                example_gen_pb2.SplitConfig.Split(name="train", hash_buckets=split.train),
+                example_gen_pb2.SplitConfig.Split(name="eval", hash_buckets=split.eval),
             ]
         )
     )
-    example_gen_class = (
-        tfx.components.CsvExampleGen
-        if config.data.format == "csv"
-        else tfx.components.ImportExampleGen
-    )
+    example_gen_class = CsvExampleGen if config.data.format == "csv" else ImportExampleGen
     return example_gen_class(
         input_base=base, input_config=input_config, output_config=output_config
     )
@@ -93,17 +110,15 @@ def training_stages(config: LeanlineConfig, data_path: str) -> TrainingStages:
     family = config.model.family
     example_gen = example_gen_component(config, data_path)
     examples = example_gen.outputs["examples"]
-    statistics_gen = tfx.components.StatisticsGen(examples=examples)
+    statistics_gen = StatisticsGen(examples=examples)
     if config.data.schema_path:
-        schema_gen = tfx.components.ImportSchemaGen(
-            schema_file=config.resolve(config.data.schema_path)
-        )
+        schema_gen = ImportSchemaGen(schema_file=config.resolve(config.data.schema_path))
     else:
-        schema_gen = tfx.components.SchemaGen(
+        schema_gen = SchemaGen(
             statistics=statistics_gen.outputs["statistics"], infer_feature_shape=False
         )
     schema = schema_gen.outputs["schema"]
-    transform = tfx.components.Transform(
+    transform = Transform(
         examples=examples,
         schema=schema,
         preprocessing_fn=f"models.{family}.preprocessing.preprocessing_fn",
@@ -112,13 +127,13 @@ def training_stages(config: LeanlineConfig, data_path: str) -> TrainingStages:
         # would roughly double its time and nothing reads them.
         disable_statistics=True,
     )
-    trainer = tfx.components.Trainer(
+    trainer = Trainer(
         run_fn=f"models.{family}.model.run_fn",
         examples=transform.outputs["transformed_examples"],
         transform_graph=transform.outputs["transform_graph"],
         schema=schema,
-        train_args=tfx.proto.TrainArgs(splits=["train"]),
-        eval_args=tfx.proto.EvalArgs(splits=["eval"]),
+        train_args=trainer_pb2.TrainArgs(splits=["train"]),
+        eval_args=trainer_pb2.EvalArgs(splits=["eval"]),
         custom_config=custom_config(config, ("model", "training")),
     )
     return TrainingStages(example_gen, statistics_gen, schema_gen, transform, trainer)
@@ -133,14 +148,14 @@ def create_pipeline(
     serving_root: str | None = None,
     beam_pipeline_args: Sequence[str] = (),
     enable_cache: bool = True,
-) -> tfx.dsl.Pipeline:
+) -> Pipeline:
     """The pipeline for `config`; pushes go to `<serving_root>/{serving,tflite}/<name>`
     (default: the config's output directory)."""
     serving_root = serving_root or str(config.output_path)
 
     stages = training_stages(config, data_path)
     examples = stages.example_gen.outputs["examples"]
-    example_validator = tfx.components.ExampleValidator(
+    example_validator = ExampleValidator(
         statistics=stages.statistics_gen.outputs["statistics"],
         schema=stages.schema_gen.outputs["schema"],
     )
@@ -155,30 +170,30 @@ def create_pipeline(
     compressed_model = compressor.outputs["compressed_model"]
 
     evaluation = config.evaluation
-    evaluate_compression = tfx.components.Evaluator(
+    evaluate_compression = Evaluator(
         examples=examples,
         model=compressed_model,
         baseline_model=stages.trainer.outputs["model"],
         eval_config=eval_config(evaluation, evaluation.thresholds.max_drop_vs_uncompressed),
     ).with_id(EVALUATE_COMPRESSION)
 
-    latest_blessed = tfx.dsl.Resolver(
-        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
-        model=tfx.dsl.Channel(
-            type=tfx.types.standard_artifacts.Model,
+    latest_blessed = Resolver(
+        strategy_class=LatestBlessedModelStrategy,
+        model=Channel(
+            type=standard_artifacts.Model,
             producer_component_id=compressor.id,
             output_key="compressed_model",
         ),
-        model_blessing=tfx.dsl.Channel(
-            type=tfx.types.standard_artifacts.ModelBlessing,
+        model_blessing=Channel(
+            type=standard_artifacts.ModelBlessing,
             producer_component_id=EVALUATE_VS_BLESSED,
             output_key="blessing",
         ),
     ).with_id(LATEST_BLESSED_RESOLVER)
 
     compression_blessing = evaluate_compression.outputs["blessing"]
-    with tfx.dsl.Cond(compression_blessing.future()[0].custom_property("blessed") == 1):
-        evaluate_vs_blessed = tfx.components.Evaluator(
+    with Cond(compression_blessing.future()[0].custom_property("blessed") == 1):
+        evaluate_vs_blessed = Evaluator(
             examples=examples,
             model=compressed_model,
             baseline_model=latest_blessed.outputs["model"],
@@ -198,7 +213,7 @@ def create_pipeline(
             model_name=config.name,
         )
 
-    return tfx.dsl.Pipeline(
+    return Pipeline(
         pipeline_name=config.name,
         pipeline_root=pipeline_root,
         components=[

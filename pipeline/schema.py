@@ -11,7 +11,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from tfx import v1 as tfx
+from tfx.components import SchemaGen, StatisticsGen
 
 from pipeline.config import LeanlineConfig
 from pipeline.datasets import data_path
@@ -25,8 +25,8 @@ def write_inferred_schema(config: LeanlineConfig, output: str, data: str | None 
     source = data_path(config, config.output_path, data)
     with tempfile.TemporaryDirectory(prefix="leanline-schema-") as scratch:
         example_gen = example_gen_component(config, source)
-        statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
-        schema_gen = tfx.components.SchemaGen(
+        statistics_gen = StatisticsGen(examples=example_gen.outputs["examples"])
+        schema_gen = SchemaGen(
             statistics=statistics_gen.outputs["statistics"], infer_feature_shape=False
         )
         root = run_components(

@@ -37,6 +37,7 @@ from models.digits.model import build_model
 from models.digits.preprocessing import preprocessing_fn
 from pipeline.config import CompressionConfig, PruningConfig, custom_config, load_config
 from pipeline.errors import UserError
+from pipeline.local_runner import local_beam_args
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TRAIN_ROWS = 1400
@@ -243,7 +244,7 @@ def _compressor_pipeline(trained: TinyTrainedModel, root: Path):
         metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
             str(root / "metadata.sqlite")
         ),
-        beam_pipeline_args=config.beam_pipeline_args,
+        beam_pipeline_args=local_beam_args(config.beam_pipeline_args),
         enable_cache=False,
     )
 

@@ -23,6 +23,7 @@ from tfx import v1 as tfx
 from components.data_gate.executor import DataValidationError
 from pipeline.config import LeanlineConfig, load_config
 from pipeline.datasets import data_path
+from pipeline.local_runner import local_beam_args
 from pipeline.pipeline import create_pipeline
 from pipeline.progress import run_progress
 
@@ -109,7 +110,7 @@ def gated_runs(tmp_path_factory):
         metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
             str(metadata_path)
         ),
-        beam_pipeline_args=config.beam_pipeline_args,
+        beam_pipeline_args=local_beam_args(config.beam_pipeline_args),
     )
     printed = []
     for _ in range(2):
