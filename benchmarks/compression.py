@@ -25,7 +25,7 @@ import tf_keras as keras
 
 from benchmarks.pipeline import replace_readme_block
 from models.common import compression
-from models.common.export import KERAS_MODEL_DIR
+from models.common.export import KERAS_MODEL_FILE
 from pipeline.config import CompressionConfig, LeanlineConfig, load_config
 from pipeline.datasets import bundled_csv
 from pipeline.local_runner import run_components
@@ -110,7 +110,7 @@ def benchmark_dataset(name: str, work_dir: Path) -> dict[str, Any]:
     csv_path = bundled_csv(config.data.bundled, work_dir / "bundled")
     run = train_float_model(config, csv_path, work_dir / name)
     float_model = keras.models.load_model(
-        os.path.join(run.model_uri, KERAS_MODEL_DIR), compile=False
+        os.path.join(run.model_uri, KERAS_MODEL_FILE), compile=False
     )
     splits = Path(run.transformed_examples_uri)
     inputs = compression.compression_inputs(

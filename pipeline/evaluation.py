@@ -12,9 +12,10 @@ BASELINE = "baseline"
 # The serving model's signature that maps raw examples to transformed ones,
 # so TFMA reads the label exactly as training saw it.
 TRANSFORM_SIGNATURE = "transform_features"
-# What every leanline model is (tensorflow_model_analysis.constants.TF_KERAS). Named, TFMA
-# skips loading each model once more per Evaluator just to find that out (~2 s each).
-MODEL_TYPE = "tf_keras"
+# leanline's serving SavedModels are signatures over a tf.Module, not Keras models
+# (tensorflow_model_analysis.constants.TF_GENERIC). Named, TFMA skips trying to load each
+# model as Keras just to find that out.
+MODEL_TYPE = "tf_generic"
 
 
 def _model_spec(name: str, is_baseline: bool) -> config_pb2.ModelSpec:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -86,21 +87,29 @@ def latest_run_context(
     return max(runs, key=lambda context: context.create_time_since_epoch, default=None)
 
 
-def outputs(
-    store: mlmd.MetadataStore, execution_id: int
+INPUT_EVENTS = (metadata_store_pb2.Event.INPUT, metadata_store_pb2.Event.DECLARED_INPUT)
+OUTPUT_EVENTS = (metadata_store_pb2.Event.OUTPUT, metadata_store_pb2.Event.DECLARED_OUTPUT)
+
+
+def artifacts_by_key(
+    store: mlmd.MetadataStore, execution_id: int, event_types: Sequence[int]
 ) -> dict[str, list[metadata_store_pb2.Artifact]]:
-    """Output artifacts of an execution by output key."""
+    """An execution's artifacts linked by events of `event_types`, by input/output key."""
     by_key: dict[str, list[int]] = {}
     for event in store.get_events_by_execution_ids([execution_id]):
-        if event.type in (
-            metadata_store_pb2.Event.OUTPUT,
-            metadata_store_pb2.Event.DECLARED_OUTPUT,
-        ):
+        if event.type in event_types:
             key = event.path.steps[0].key if event.path.steps else ""
             by_key.setdefault(key, []).append(event.artifact_id)
     ids = sorted({i for group in by_key.values() for i in group})
     artifacts = {a.id: a for a in store.get_artifacts_by_id(ids)}
     return {key: [artifacts[i] for i in group if i in artifacts] for key, group in by_key.items()}
+
+
+def outputs(
+    store: mlmd.MetadataStore, execution_id: int
+) -> dict[str, list[metadata_store_pb2.Artifact]]:
+    """Output artifacts of an execution by output key."""
+    return artifacts_by_key(store, execution_id, OUTPUT_EVENTS)
 
 
 def _row_counts(statistics_uri: str) -> dict[str, int]:

@@ -22,7 +22,7 @@ from fixtures_models import (
 )
 
 from models.common.data import count_examples, transformed_dataset
-from models.common.export import KERAS_MODEL_DIR, OUTPUTS_KEY
+from models.common.export import KERAS_MODEL_FILE, OUTPUTS_KEY
 from models.common.features import LABEL_KEY, ModelInput
 from models.common.strategy import is_chief, make_strategy
 from models.common.train import HISTORY_FILE, compile_model, steps_per_epoch
@@ -169,7 +169,7 @@ def test_serving_model_predicts_probabilities_from_raw_examples(trained: TinyTra
     assert transformed[LABEL_KEY].numpy().tolist() == _expected_labels(trained, rows)
 
     # The plain Keras model on the transformed features gives the same probabilities.
-    keras_model = keras.models.load_model(os.path.join(trained.model_uri, KERAS_MODEL_DIR))
+    keras_model = keras.models.load_model(os.path.join(trained.model_uri, KERAS_MODEL_FILE))
     model_inputs = {name: transformed[name] for name in keras_model.input_names}
     np.testing.assert_allclose(keras_model(model_inputs).numpy(), probabilities, rtol=1e-5)
 

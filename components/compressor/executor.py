@@ -29,7 +29,7 @@ from tfx.types import artifact_utils, standard_artifact_utils
 from tfx.utils import io_utils, json_utils, path_utils
 
 from models.common import compression
-from models.common.export import export_serving_model, keras_model_dir
+from models.common.export import export_serving_model, keras_model_path
 from models.common.features import compression_config, model_config, training_config
 
 MODEL_KEY = "model"
@@ -123,7 +123,7 @@ class Executor(base_executor.BaseExecutor):
         compressed_artifact = artifact_utils.get_single_instance(output_dict[COMPRESSED_MODEL_KEY])
         report_artifact = artifact_utils.get_single_instance(output_dict[COMPRESSION_REPORT_KEY])
         float_model = keras.models.load_model(
-            keras_model_dir(path_utils.serving_model_path(model_uri)), compile=False
+            keras_model_path(path_utils.serving_model_path(model_uri)), compile=False
         )
         if not config.enabled:
             _pass_through(float_model, model_uri, compressed_artifact, report_artifact)
@@ -145,7 +145,6 @@ class Executor(base_executor.BaseExecutor):
         compressed = compression.compress(
             float_model, config, inputs.fine_tuning, inputs.calibration
         )
-        # Measured before the export, which attaches the transform layer to the model.
         report = compression.measure(float_model, compressed, config, inputs.eval_rows)
         export_serving_model(
             compressed.keras_model,

@@ -18,6 +18,7 @@ component and benchmarks/compression.py both build on them.
 from __future__ import annotations
 
 import io
+import os
 import tempfile
 import time
 import zipfile
@@ -434,13 +435,10 @@ def tflite_size(content: bytes) -> Size:
 
 
 def saved_model_variables_size(model: keras.Model) -> Size:
-    """Size of the model's weights as a SavedModel stores them (variables/, no optimizer)."""
+    """Size of the model's weights as a SavedModel's variables/ stores them (a checkpoint)."""
     with tempfile.TemporaryDirectory() as directory:
-        model.save(directory, save_format="tf", include_optimizer=False)
-        files = {
-            str(path.relative_to(directory)): path.read_bytes()
-            for path in sorted((Path(directory) / "variables").iterdir())
-        }
+        tf.train.Checkpoint(weights=model.variables).write(os.path.join(directory, "variables"))
+        files = {path.name: path.read_bytes() for path in sorted(Path(directory).iterdir())}
     return Size(sum(len(content) for content in files.values()), zipped_size(files))
 
 

@@ -21,7 +21,7 @@ from tensorflow_metadata.proto.v0 import schema_pb2
 from tfx.components.trainer.fn_args_utils import FnArgs
 
 from models.common.data import count_examples, transformed_dataset
-from models.common.export import export_serving_model, keras_model_dir
+from models.common.export import export_serving_model, keras_model_path
 from models.common.features import (
     LABEL_KEY,
     ModelInput,
@@ -148,7 +148,6 @@ def train_and_export(fn_args: FnArgs, build_model: BuildModel) -> keras.Model:
     else:
         # Saving is collective: every multi-worker task saves, only the chief's copy is kept.
         serving_dir = os.path.join(tempfile.mkdtemp(), os.path.basename(fn_args.serving_model_dir))
-    # Saved before the export, which attaches the transform layer to the model.
-    model.save(keras_model_dir(serving_dir), save_format="tf")
+    model.save(keras_model_path(serving_dir))
     export_serving_model(model, tf_transform_output, serving_dir, model_cfg.label.column)
     return model
