@@ -26,9 +26,10 @@ format: setup
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-benchmarks: setup
+benchmarks: run
 	$(PY) -m benchmarks.compression
 	$(PY) -m benchmarks.pipeline
+	$(PY) -m benchmarks.inference --config $(CONFIG)
 
 clean:
 	rm -rf output .pytest_cache

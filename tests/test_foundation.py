@@ -125,3 +125,28 @@ def test_two_component_local_dag_run(tmp_path):
     assert sorted(p.parent.name for p in statistics) == ["Split-eval", "Split-train"]
     counted = sum(stats_util.load_stats_binary(str(p)).datasets[0].num_examples for p in statistics)
     assert counted == 300
+
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (
+            ["--direct_running_mode=in_memory"],
+            [
+                "--direct_running_mode=in_memory",
+                "--runner=FnApiRunner",
+                "--sdk_container_image=unused-locally",
+            ],
+        ),
+        # A runner the user names is theirs, with whatever dependency flags it needs.
+        (
+            ["--runner=DataflowRunner", "--project=p", "--region=r"],
+            ["--runner=DataflowRunner", "--project=p", "--region=r"],
+        ),
+        (["--runner", "FlinkRunner"], ["--runner", "FlinkRunner"]),
+    ],
+)
+def test_local_beam_args_pin_the_fn_api_runner_unless_a_runner_is_named(args, expected):
+    from pipeline.local_runner import local_beam_args
+
+    assert local_beam_args(args) == expected
