@@ -28,7 +28,7 @@ class TinyTrainedModel:
     config: LeanlineConfig
     # The rows the run ingested (header included), for requests and fine-tuning.
     csv_path: Path
-    # Trainer's Model artifact: Format-Serving/ and keras_model/.
+    # Trainer's Model artifact: Format-Serving/ and keras_model.keras.
     model_uri: str
     # Trainer's ModelRun artifact: history.json and TensorBoard logs.
     model_run_uri: str

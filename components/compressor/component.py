@@ -66,7 +66,7 @@ class Compressor(base_component.BaseComponent):
     ):
         """
         Args:
-          model: the Trainer's Model (`Format-Serving/` and `keras_model/`).
+          model: the Trainer's Model (`Format-Serving/` and `keras_model.keras`).
           transform_graph: Transform's graph, put in front of the compressed model.
           examples: Transform's transformed examples with `train` and `eval` splits.
           custom_config: `pipeline.config.custom_config(config)`, as a dict or JSON.

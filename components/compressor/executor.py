@@ -1,6 +1,6 @@
 """Compressor executor: compresses the Trainer's model and proves what it cost.
 
-Reads the plain Keras model from the Trainer's Model artifact (`keras_model/`),
+Reads the plain Keras model from the Trainer's Model artifact (`keras_model.keras`),
 fine-tunes it on Transform's train split while pruning and/or quantizing it
 (models/common/compression.py), and writes:
 

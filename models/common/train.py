@@ -99,7 +99,7 @@ def _callbacks(model_run_dir: str) -> list[keras.callbacks.Callback]:
 def train_and_export(fn_args: FnArgs, build_model: BuildModel) -> keras.Model:
     """Trains `build_model`'s model on the transformed train split and exports it.
 
-    Writes the Keras model to `<model artifact>/keras_model`, the serving SavedModel to
+    Writes the Keras model to `<model artifact>/keras_model.keras`, the serving SavedModel to
     `fn_args.serving_model_dir`, and TensorBoard logs and `history.json` to
     `fn_args.model_run_dir`. Returns the trained model.
     """
