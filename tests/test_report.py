@@ -178,7 +178,8 @@ def test_progress_prints_each_component_start_and_end(gated_runs):
     example_gen = [match for match in parsed if match[2] == "CsvExampleGen"]
     started, completed = (float(match[1]) for match in example_gen)
     assert float(example_gen[1][4]) == pytest.approx(completed - started, abs=0.15)
-    assert float(example_gen[1][4]) > 0.5
+    # No Beam pipeline runs in 0.1 s: a zero or a stand-in duration fails here (fast VMs: 0.5 s).
+    assert float(example_gen[1][4]) >= 0.2
 
 
 @pytest.mark.slow
