@@ -78,7 +78,7 @@ class LabelConfig(_Strict):
 
 
 class FeaturesConfig(_Strict):
-    # Floats, z-scored; missing values imputed with the mean.
+    # Floats, z-scored; missing values imputed with the mean (0 after scaling).
     numeric: list[str] = []
     # Numbers bucketized into N quantile buckets: {column: N}.
     bucketized: dict[str, PositiveInt] = {}
@@ -96,6 +96,14 @@ class FeaturesConfig(_Strict):
         repeated = sorted({c for c in columns if columns.count(c) > 1})
         if repeated:
             raise ValueError(f"columns listed under more than one feature kind: {repeated}")
+        # Each kind but categorical becomes one block named after the kind (`numeric_xf`),
+        # each categorical column its own `<column>_xf`.
+        clashing = sorted(set(self.categorical) & {"numeric", "bucketized", "categorical_int"})
+        if clashing:
+            raise ValueError(
+                f"categorical columns {clashing} are named like a feature kind, whose block "
+                "of transformed features has that name; rename the column"
+            )
         return self
 
 

@@ -126,6 +126,11 @@ def training_stages(config: LeanlineConfig, data_path: str) -> TrainingStages:
         # StatisticsGen already describes the data; Transform's own pre/post statistics
         # would roughly double its time and nothing reads them.
         disable_statistics=True,
+        # TF1-style graph building: Transform traces preprocessing_fn about ten times,
+        # and as tf.functions that cost grows with every raw input; on a 300-column table
+        # the compat graph takes 0.43x the time (0.65x at 10 columns), with the same
+        # outputs. See benchmarks/README.md, wide tables.
+        force_tf_compat_v1=True,
     )
     trainer = Trainer(
         run_fn=f"models.{family}.model.run_fn",

@@ -28,7 +28,12 @@ from models.common.strategy import is_chief, make_strategy
 from models.common.train import HISTORY_FILE, compile_model, steps_per_epoch
 from models.digits.features import PIXEL_COLUMNS
 from models.tabular import model as tabular_model
-from models.tabular.preprocessing import dense
+from models.tabular.preprocessing import (
+    BUCKETIZED_KEY,
+    CATEGORICAL_INT_KEY,
+    NUMERIC_KEY,
+    dense,
+)
 from models.taxi.preprocessing import big_tipper
 from pipeline.config import ModelConfig, StrategyConfig, TrainingConfig
 
@@ -227,8 +232,12 @@ def test_transformed_dataset_reads_batches_without_trainer(trained_taxi_model: T
     assert [len(label) for _, label in batches] == [4, 4, 2]
     features, label = batches[0]
     assert LABEL_KEY not in features
+    categorical = trained_taxi_model.config.model.features.categorical
     assert set(features) == {
-        f"{c}_xf" for c in trained_taxi_model.config.model.features.all_columns()
+        NUMERIC_KEY,
+        BUCKETIZED_KEY,
+        CATEGORICAL_INT_KEY,
+        *(f"{column}_xf" for column in categorical),
     }
     assert label.dtype == tf.int64
     assert set(label.numpy().tolist()) <= {0, 1}

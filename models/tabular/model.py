@@ -2,7 +2,10 @@
 
 Categorical features go through small Embeddings rather than one-hot encodings:
 an embedding is a table lookup that TFLite runs natively and int8 quantizes, and its
-size grows with the square root of the vocabulary instead of linearly.
+size grows with the square root of the vocabulary instead of linearly. A block of id
+columns (Transform gives each column its own id range) shares one table, with the width
+one of its columns would get; a float block enters as it is. So the model has one input
+and one layer per block, however many columns the block holds.
 """
 
 from __future__ import annotations
@@ -26,13 +29,18 @@ def embedding_dim(num_categories: int) -> int:
 
 
 def _encoded(spec: ModelInput, x: keras.layers.Layer) -> keras.layers.Layer:
-    """One feature as a [batch, width] float block."""
+    """One feature or block as a [batch, width] float block."""
+    columns = math.prod(spec.shape)
     if spec.num_categories is not None:
-        return keras.layers.Embedding(
-            spec.num_categories, embedding_dim(spec.num_categories), name=f"{spec.name}_embedding"
+        per_column = math.ceil(spec.num_categories / columns)
+        x = keras.layers.Embedding(
+            spec.num_categories, embedding_dim(per_column), name=f"{spec.name}_embedding"
         )(x)
+        return keras.layers.Flatten(name=f"{spec.name}_flat")(x) if spec.shape else x
     if not spec.shape:
         return keras.layers.Reshape((1,), name=f"{spec.name}_column")(x)
+    if len(spec.shape) == 1:
+        return x
     return keras.layers.Flatten(name=f"{spec.name}_flat")(x)
 
 

@@ -1,28 +1,45 @@
 """Transform for any CSV, driven only by `model.features` and `model.label` in the config.
 
-Every feature comes out dense, one value per row, named `<column>_xf`:
-- numeric: missing values imputed with the mean, then z-scored;
-- bucketized: missing values imputed with the mean, then N quantile buckets;
-- categorical: vocabulary ids of the `vocab_size` most frequent values plus
-  `oov_buckets` hash buckets for the rest (a missing value is "" or -1, and so an id too);
-- categorical_int: the integer itself, clipped to [0, N) (missing becomes 0).
-Integer outputs record their id range in the transformed schema, which sizes the
-model's embeddings.
+Features of one kind are handled together, so Transform's analyzers, its graph and the
+model's inputs stay the same size however many columns a table has:
+- numeric: every column stacked into one `numeric_xf` block [batch, n], z-scored by one
+  elementwise analyzer; a missing or non-finite value becomes 0, the column's mean;
+- bucketized: one `bucketized_xf` block [batch, m] of quantile bucket ids, from one
+  elementwise quantiles analyzer per distinct bucket count; a missing value falls in
+  the bucket of the column's mean;
+- categorical_int: one `categorical_int_xf` block [batch, k] of the integers clipped to
+  [0, N) (missing: 0);
+- categorical: per column (each has its own vocabulary), `<column>_xf`: ids of the
+  `vocab_size` most frequent values plus `oov_buckets` hash buckets for the rest (a
+  missing value is "" or -1, and so an id too).
+The id blocks give each column its own id range, offset by the ranges of the columns
+before it (column j's ids start at the sum of the earlier columns' N), so one embedding
+table serves the whole block; blocks and vocabulary ids record their range in the
+transformed schema, which sizes the model's embeddings. Columns keep config order.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
+
+# TFT's own mappers record id ranges through this; it has no public alias.
+from tensorflow_transform.schema_inference import set_tensor_schema_override
 
 from models.common.features import LABEL_KEY, model_config, transformed_name
 from pipeline.config import ModelConfig
 
 Tensor = tf.Tensor | tf.SparseTensor
+
+# The blocks; pipeline.config refuses a categorical column whose name would clash.
+NUMERIC_KEY = transformed_name("numeric")
+BUCKETIZED_KEY = transformed_name("bucketized")
+CATEGORICAL_INT_KEY = transformed_name("categorical_int")
 
 
 def dense(x: Tensor, default_value: Any) -> tf.Tensor:
@@ -33,26 +50,99 @@ def dense(x: Tensor, default_value: Any) -> tf.Tensor:
     return tf.reshape(x, [-1])
 
 
-def _as_float(x: Tensor) -> Tensor:
-    if isinstance(x, tf.SparseTensor):
-        return tf.SparseTensor(x.indices, tf.cast(x.values, tf.float32), x.dense_shape)
-    return tf.cast(x, tf.float32)
+def stacked_floats(inputs: Mapping[str, Tensor], columns: Sequence[str]) -> tf.Tensor:
+    """The columns as one [batch, len(columns)] float32 block, NaN where a value is missing.
+
+    Built with one op for all sparse columns (a CSV column with missing cells) and one
+    for all dense ones, not an op chain per column: Transform traces this function about
+    ten times, so per-column ops are paid per column and per trace.
+    """
+    sparse = [c for c in columns if isinstance(inputs[c], tf.SparseTensor)]
+    dense_columns = [c for c in columns if not isinstance(inputs[c], tf.SparseTensor)]
+    blocks = []
+    if sparse:
+        # A parsed column is [batch, values in the fullest row]: 0 wide in a batch where
+        # the column is missing everywhere. Concatenated as [batch, 1] blocks, column j
+        # sits at index j whatever the widths.
+        one_wide = tf.stack([inputs[sparse[0]].dense_shape[0], tf.constant(1, tf.int64)])
+        indices, values, shape = tf.raw_ops.SparseConcat(
+            indices=[inputs[c].indices for c in sparse],
+            values=[tf.cast(inputs[c].values, tf.float32) for c in sparse],
+            shapes=[one_wide] * len(sparse),
+            concat_dim=1,
+        )
+        values = tf.sparse.to_dense(tf.SparseTensor(indices, values, shape), np.nan)
+        # Static width for Transform's output schema (shape inference loses it here).
+        blocks.append(tf.reshape(values, [-1, len(sparse)]))
+    if dense_columns:
+        columns_2d = [tf.reshape(tf.cast(inputs[c], tf.float32), [-1, 1]) for c in dense_columns]
+        blocks.append(tf.concat(columns_2d, axis=1))
+    block = tf.concat(blocks, axis=1) if len(blocks) > 1 else blocks[0]
+    order = [*sparse, *dense_columns]
+    if order != list(columns):
+        block = tf.gather(block, [order.index(c) for c in columns], axis=1)
+    return block
 
 
-def mean_imputed(x: Tensor) -> tf.Tensor:
-    """Floats with missing values replaced by the mean of the present ones."""
-    x = _as_float(x)
-    return dense(x, default_value=tft.mean(x))
+def z_scores(block: tf.Tensor) -> tf.Tensor:
+    """Each column of a [batch, n] float block z-scored over the dataset; a missing or
+    non-finite value becomes 0 (the mean). TFT's analyzer ignores non-finite values."""
+    scaled = tft.scale_to_z_score(block, elementwise=True)
+    return tf.where(tf.math.is_finite(block), scaled, tf.zeros_like(scaled))
+
+
+def _ids_with_range(ids: tf.Tensor, num_ids: int) -> tf.Tensor:
+    set_tensor_schema_override(ids, tf.constant(0, tf.int64), tf.constant(num_ids - 1, tf.int64))
+    return ids
+
+
+def _offsets(num_ids: Sequence[int]) -> tf.Tensor:
+    """Where each column's ids start in a block's shared id range."""
+    return tf.constant(np.concatenate([[0], np.cumsum(num_ids)[:-1]]), tf.int64)
+
+
+def quantile_buckets(block: tf.Tensor, num_buckets: Sequence[int]) -> tf.Tensor:
+    """Column j of a [batch, m] float block as ids in [0, num_buckets[j]), offset into one range.
+
+    One elementwise quantiles analyzer per distinct bucket count (TFT's analyzer takes a
+    single count), computed over the present values. A missing value takes the column's
+    mean, computed in the same analysis phase. The bucket of x is the number of boundaries
+    <= x, as `tft.apply_buckets` assigns it; written as comparisons, not a per-column search.
+    """
+    counts = list(num_buckets)
+    widest = max(counts) - 1
+    boundaries = [None] * len(counts)
+    for count in sorted(set(counts)):
+        members = [j for j, c in enumerate(counts) if c == count]
+        epsilon = min(1.0 / count, 0.01)  # tft.bucketize's default
+        found = tft.quantiles(
+            tf.gather(block, members, axis=1), count, epsilon, reduce_instance_dims=False
+        )
+        found = tf.reshape(found, [len(members), count - 1])
+        # Boundaries past a column's own count are +inf: no value reaches them.
+        padded = tf.pad(found, [[0, 0], [0, widest - (count - 1)]], constant_values=np.inf)
+        for row, j in enumerate(members):
+            boundaries[j] = padded[row]
+    boundaries = tf.stack(boundaries)  # [m, widest]
+    imputed = tf.where(tf.math.is_finite(block), block, tft.mean(block, reduce_instance_dims=False))
+    ids = tf.reduce_sum(
+        tf.cast(imputed[:, :, tf.newaxis] >= boundaries[tf.newaxis], tf.int64), axis=2
+    )
+    return _ids_with_range(ids + _offsets(counts), sum(counts))
+
+
+def clipped_ids(block: tf.Tensor, num_ids: Sequence[int]) -> tf.Tensor:
+    """Column j of a [batch, k] float block as integers clipped to [0, num_ids[j]), offset
+    into one range; a missing value is 0."""
+    counts = list(num_ids)
+    present = tf.where(tf.math.is_finite(block), block, tf.zeros_like(block))
+    highest = tf.constant([c - 1 for c in counts], tf.float32)
+    ids = tf.cast(tf.clip_by_value(present, 0.0, highest), tf.int64)
+    return _ids_with_range(ids + _offsets(counts), sum(counts))
 
 
 def _missing_value(x: Tensor) -> Any:
     return "" if x.dtype == tf.string else tf.constant(-1, x.dtype)
-
-
-def _clipped_ids(x: Tensor, num_ids: int) -> tf.Tensor:
-    # apply_buckets with boundaries 1..N-1 is a clip to [0, N) that also records the range.
-    boundaries = tf.constant([list(range(1, num_ids))], tf.float32)
-    return tft.apply_buckets(tf.cast(dense(x, 0), tf.float32), boundaries)
 
 
 def _vocabulary_op_name(column: str) -> str:
@@ -66,10 +156,14 @@ def transform_features(inputs: Mapping[str, Tensor], model: ModelConfig) -> dict
     """The transformed features (no label) of `model.features`; taxi reuses this."""
     features = model.features
     outputs = {}
-    for column in features.numeric:
-        outputs[transformed_name(column)] = tft.scale_to_z_score(mean_imputed(inputs[column]))
-    for column, num_buckets in features.bucketized.items():
-        outputs[transformed_name(column)] = tft.bucketize(mean_imputed(inputs[column]), num_buckets)
+    if features.numeric:
+        outputs[NUMERIC_KEY] = z_scores(stacked_floats(inputs, features.numeric))
+    if features.bucketized:
+        block = stacked_floats(inputs, list(features.bucketized))
+        outputs[BUCKETIZED_KEY] = quantile_buckets(block, list(features.bucketized.values()))
+    if features.categorical_int:
+        block = stacked_floats(inputs, list(features.categorical_int))
+        outputs[CATEGORICAL_INT_KEY] = clipped_ids(block, list(features.categorical_int.values()))
     for column in features.categorical:
         x = inputs[column]
         outputs[transformed_name(column)] = tft.compute_and_apply_vocabulary(
@@ -79,8 +173,6 @@ def transform_features(inputs: Mapping[str, Tensor], model: ModelConfig) -> dict
             vocab_filename=column,
             name=_vocabulary_op_name(column),
         )
-    for column, num_ids in features.categorical_int.items():
-        outputs[transformed_name(column)] = _clipped_ids(inputs[column], num_ids)
     return outputs
 
 
