@@ -141,7 +141,7 @@ def test_a_categorical_column_may_not_take_a_block_name():
 
 @pytest.mark.slow
 def test_a_50_column_table_pushes_a_model_serving_50_named_raw_inputs(tmp_path):
-    from benchmarks.transform import feature_columns, wide_csv, wide_config
+    from benchmarks.transform import feature_columns, wide_config, wide_csv
     from pipeline.config import LeanlineConfig
     from pipeline.local_runner import run_local
 

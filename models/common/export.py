@@ -24,7 +24,6 @@ from typing import Any
 import tensorflow as tf
 import tensorflow_transform as tft
 import tf_keras as keras
-
 from tensorflow.core.protobuf import meta_graph_pb2
 from tensorflow_transform.saved.saved_transform_io_v2 import SavedModelLoader
 
