@@ -173,6 +173,12 @@ def test_serving_model_predicts_probabilities_from_raw_examples(trained: TinyTra
     transformed = serving.signatures["transform_features"](examples=tf.constant(labelled))
     assert transformed[LABEL_KEY].numpy().tolist() == _expected_labels(trained, rows)
 
+    # The SavedModel carries its own copy of every vocabulary (TF Serving has no other).
+    if trained.config.name != "digits":  # digits has no vocabulary
+        vocabularies = Path(trained.transform_graph_uri, "transform_fn", "assets").iterdir()
+        served_assets = Path(trained.model_uri, "Format-Serving", "assets").iterdir()
+        assert {p.name for p in vocabularies} <= {p.name for p in served_assets}
+
     # The plain Keras model on the transformed features gives the same probabilities.
     keras_model = keras.models.load_model(os.path.join(trained.model_uri, KERAS_MODEL_FILE))
     model_inputs = {name: transformed[name] for name in keras_model.input_names}

@@ -64,7 +64,7 @@ def _tensor_names(structured_input: Any) -> set[str]:
 
 
 def _columns_computing(
-    tf_transform_output: tft.TFTransformOutput, spec: FeatureSpec, outputs: set[str]
+    loader: SavedModelLoader, spec: FeatureSpec, outputs: set[str]
 ) -> FeatureSpec:
     """The part of `spec` that the transformed `outputs` are computed from.
 
@@ -74,7 +74,6 @@ def _columns_computing(
     than running the graph once per left-out column, keeps the cost linear in the graph
     instead of growing with columns times graph size.
     """
-    loader = SavedModelLoader(tf_transform_output.transform_savedmodel_dir)
     # Private to TFT's loader; pinned with TFT, and every family's serving tests cover it.
     output_inputs = loader._output_to_inputs_map  # noqa: SLF001
     raw_inputs = loader._structured_inputs  # noqa: SLF001
@@ -86,7 +85,10 @@ def _columns_computing(
 
 
 def serving_feature_spec(
-    keras_model: keras.Model, tf_transform_output: tft.TFTransformOutput, raw_label_column: str
+    keras_model: keras.Model,
+    tf_transform_output: tft.TFTransformOutput,
+    loader: SavedModelLoader,
+    raw_label_column: str,
 ) -> FeatureSpec:
     """The raw features a request carries: those the model's inputs are computed from.
 
@@ -96,15 +98,15 @@ def serving_feature_spec(
     if raw_label_column not in spec:
         raise ValueError(f"raw label column {raw_label_column!r} is not in the raw feature spec")
     del spec[raw_label_column]
-    return _columns_computing(tf_transform_output, spec, set(keras_model.input_names))
+    return _columns_computing(loader, spec, set(keras_model.input_names))
 
 
 def labelled_feature_spec(
-    keras_model: keras.Model, tf_transform_output: tft.TFTransformOutput
+    keras_model: keras.Model, tf_transform_output: tft.TFTransformOutput, loader: SavedModelLoader
 ) -> FeatureSpec:
     """The raw features `transform_features` parses: those of the model inputs and the label."""
     outputs = {*keras_model.input_names, LABEL_KEY}
-    return _columns_computing(tf_transform_output, tf_transform_output.raw_feature_spec(), outputs)
+    return _columns_computing(loader, tf_transform_output.raw_feature_spec(), outputs)
 
 
 def _is_scalar(feature: tf.io.FixedLenFeature | tf.io.VarLenFeature) -> bool:
@@ -120,16 +122,15 @@ def _raw_tensor_spec(name: str, feature: tf.io.FixedLenFeature | tf.io.VarLenFea
 def _as_parsed(tensors: dict[str, tf.Tensor], spec: FeatureSpec) -> dict[str, tf.Tensor]:
     """`serving_raw`'s inputs shaped the way `tf.io.parse_example` returns the features."""
     parsed = {}
+    rows = tf.shape(next(iter(tensors.values())), out_type=tf.int64)[0]
+    # Every row has its one value: each VarLen feature is a [batch, 1] SparseTensor, and
+    # all of them share these indices.
+    one_per_row = tf.stack([tf.range(rows), tf.zeros([rows], tf.int64)], axis=1)
+    shape = tf.stack([rows, tf.constant(1, tf.int64)])
     for name, feature in spec.items():
         value = tensors[name]
         if isinstance(feature, tf.io.VarLenFeature):
-            # Every row has its one value: a [batch, 1] SparseTensor.
-            rows = tf.shape(value, out_type=tf.int64)[0]
-            value = tf.SparseTensor(
-                indices=tf.stack([tf.range(rows), tf.zeros([rows], tf.int64)], axis=1),
-                values=value,
-                dense_shape=tf.stack([rows, tf.constant(1, tf.int64)]),
-            )
+            value = tf.SparseTensor(one_per_row, value, shape)
         elif _is_scalar(feature):
             value = tf.reshape(value, [-1, *feature.shape])
         parsed[name] = value
@@ -149,31 +150,39 @@ def export_serving_model(
     the Keras model itself would also serialize every layer's traced calls, which nothing
     serving reads: twice the time to save, and to load in TFMA, the pusher and TF Serving.
     """
-    serving_spec = serving_feature_spec(keras_model, tf_transform_output, raw_label_column)
-    labelled_spec = labelled_feature_spec(keras_model, tf_transform_output)
+    transform_layer = tf_transform_output.transform_features_layer()
+    # The layer's own loader (private to TFT): loaded once for everything below.
+    loader = transform_layer._saved_model_loader  # noqa: SLF001
+    serving_spec = serving_feature_spec(keras_model, tf_transform_output, loader, raw_label_column)
+    labelled_spec = labelled_feature_spec(keras_model, tf_transform_output, loader)
     served = tf.Module()
     served.model_variables = list(keras_model.variables)
-    served.tft_layer = tf_transform_output.transform_features_layer()
+    # What the layer itself tracks to keep the transform graph's tables and vocabulary
+    # assets (TFT's TransformFeaturesLayer holds the same dict). Tracking the Keras layer
+    # instead would make the save trace its call for every raw input: 8 s at 300 columns.
+    served.transform_graph = dict(loader.__dict__)
     input_names = list(keras_model.input_names)
 
     def predict(raw_features: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
-        transformed = served.tft_layer(raw_features)
+        transformed = transform_layer(raw_features)
         model_inputs = {name: transformed[name] for name in input_names}
         return {OUTPUTS_KEY: keras_model(model_inputs, training=False)}
 
     examples_spec = tf.TensorSpec([None], tf.string, name=EXAMPLES_INPUT)
 
-    @tf.function(input_signature=[examples_spec])
+    # Plain Python loops over columns: nothing for autograph to convert, and converting
+    # them costs seconds on wide tables.
+    @tf.function(input_signature=[examples_spec], autograph=False)
     def serve_examples(examples: tf.Tensor) -> dict[str, tf.Tensor]:
         return predict(tf.io.parse_example(examples, serving_spec))
 
-    @tf.function
+    @tf.function(autograph=False)
     def serve_raw(**tensors: tf.Tensor) -> dict[str, tf.Tensor]:
         return predict(_as_parsed(tensors, serving_spec))
 
-    @tf.function(input_signature=[examples_spec])
+    @tf.function(input_signature=[examples_spec], autograph=False)
     def transform_features(examples: tf.Tensor) -> dict[str, tf.Tensor]:
-        return served.tft_layer(tf.io.parse_example(examples, labelled_spec))
+        return transform_layer(tf.io.parse_example(examples, labelled_spec))
 
     raw_inputs = {name: _raw_tensor_spec(name, f) for name, f in serving_spec.items()}
     signatures = {
