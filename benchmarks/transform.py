@@ -155,7 +155,8 @@ def _run_stock(spec_path: Path) -> int:
     transform = Transform(
         examples=stages.example_gen.outputs["examples"],
         schema=stages.schema_gen.outputs["schema"],
-        preprocessing_fn=f"{__name__}.stock_preprocessing_fn",
+        # By module path: this process runs the module as __main__.
+        preprocessing_fn="benchmarks.transform.stock_preprocessing_fn",
         disable_statistics=True,  # as leanline's Transform
     )
     components = [stages.example_gen, stages.statistics_gen, stages.schema_gen, transform]

@@ -21,6 +21,7 @@ def _quiet_logs(verbose: bool) -> None:
     on; leanline reports progress and errors itself. --verbose brings the logs back."""
     if verbose:
         return
+    _silence_native_stderr()
     warnings.simplefilter("ignore")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ.setdefault("GRPC_VERBOSITY", "NONE")
@@ -28,6 +29,19 @@ def _quiet_logs(verbose: bool) -> None:
     import absl.logging
 
     absl.logging.set_verbosity(absl.logging.FATAL)
+
+
+def _silence_native_stderr() -> None:
+    """TensorFlow's C++ and absl logging write start-up lines to file descriptor 2 before
+    any setting of theirs applies (TF_CPP_MIN_LOG_LEVEL does not reach absl's pre-init
+    messages). Point descriptor 2 at /dev/null and keep Python's stderr, which carries
+    leanline's own messages and tracebacks, on the original stream."""
+    sys.stderr.flush()
+    original = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    os.close(devnull)
+    sys.stderr = os.fdopen(original, "w", buffering=1, errors="backslashreplace")
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -359,6 +359,38 @@ def load_config(path: str | os.PathLike[str], check_paths: bool = True) -> Leanl
     return config
 
 
+RUN_CONFIG_FILE = "leanline.yaml"
+
+
+def write_run_config(config: LeanlineConfig, output_dir: Path) -> Path:
+    """Saves `config` in a run's output directory with every path made absolute, so the
+    directory alone tells later commands (`report`, `serving-config`, ...) what ran."""
+    data = config.model_dump(by_alias=True)
+    for key in ("path", "schema"):
+        if data["data"].get(key):
+            data["data"][key] = config.resolve(data["data"][key])
+    data["output_dir"] = str(output_dir)
+    path = output_dir / RUN_CONFIG_FILE
+    partial = path.with_name(f".{RUN_CONFIG_FILE}.partial")
+    partial.write_text(
+        f"# The configuration of the latest run in this directory, paths resolved.\n"
+        f"{yaml.safe_dump(data, sort_keys=False)}"
+    )
+    os.replace(partial, path)
+    return path
+
+
+def load_run_config(run_dir: str | os.PathLike[str]) -> LeanlineConfig:
+    """The configuration a run saved in its output directory (see write_run_config)."""
+    path = Path(run_dir) / RUN_CONFIG_FILE
+    if not path.is_file():
+        raise ConfigError(
+            f"{run_dir} holds no {RUN_CONFIG_FILE}: not a leanline run directory, or one "
+            "from before runs saved their config; pass --config"
+        )
+    return load_config(path, check_paths=False)
+
+
 def custom_config(
     config: LeanlineConfig, sections: tuple[str, ...] = ("model", "training", "compression")
 ) -> dict[str, Any]:

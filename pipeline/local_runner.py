@@ -3,11 +3,12 @@
 Layout of an output directory:
     metadata.sqlite   MLMD store (component cache, lineage, `leanline runs`)
     pipeline/         TFX artifacts
-    data/             bundled datasets materialized as CSV
+    data/             bundled datasets materialized as CSV; copies of CSVs with a quoted header
     serving/<name>/   TF Serving model base path, one numbered version per push
     tflite/<name>/    the pushed .tflite files, same versions
     logs/             full traces of failed runs
     run_summary.json  what the last run did
+    leanline.yaml     the config of the last run, paths resolved
 """
 
 from __future__ import annotations
@@ -26,17 +27,18 @@ from tfx.orchestration.metadata import sqlite_metadata_connection_config
 from tfx.orchestration.pipeline import Pipeline
 
 from pipeline import summary
-from pipeline.config import LeanlineConfig
+from pipeline.config import LeanlineConfig, write_run_config
 from pipeline.datasets import data_path
 from pipeline.errors import UserError
 from pipeline.pipeline import create_pipeline
-from pipeline.preflight import check_inputs
+from pipeline.preflight import check_inputs, example_gen_path
 from pipeline.progress import run_progress
 from pipeline.report.build import write_report
 
 METADATA_FILE = "metadata.sqlite"
 PIPELINE_ROOT = "pipeline"
 LOCK_FILE = ".leanline.lock"
+DATA_DIR = "data"
 # Pinned when the Beam args name no runner: see local_beam_args.
 LOCAL_RUNNER_ARGS = ("--runner=FnApiRunner", "--sdk_container_image=unused-locally")
 
@@ -130,9 +132,10 @@ def run_local(
     goes to <output>/logs/.
     """
     output_dir = config.output_path
-    source = data_path(config, output_dir, data)
-    check_inputs(config, source)  # bad CSV fails here in seconds, not deep in Beam
+    checked = check_inputs(config, data_path(config, output_dir, data))  # seconds, not Beam
     with exclusive_output_dir(output_dir):
+        write_run_config(config, output_dir)
+        source = example_gen_path(checked, output_dir / DATA_DIR)
         metadata_path = output_dir / METADATA_FILE
         pipeline = create_pipeline(
             config,

@@ -1,11 +1,14 @@
 """Pre-flight check of CSV inputs: seconds with the csv module, before a minute of TFX and Beam.
 
-CsvExampleGen reads every file with one header (its first line, split on commas),
-infers each column's type from all its values (int, else float, else string), and
-fails on ragged rows deep inside Beam. A numeric column with a stray string becomes
-a string column, which Transform or TFDV then reject far from the cause. This
-check reads the same files the same way and names the file, line, column and
-value at fault. TFRecord inputs are not checked here. What the schema says about
+CsvExampleGen parses rows with CSV quoting, infers each column's type from all its
+values (int, else float, else string), and fails on ragged rows deep inside Beam. A
+numeric column with a stray string becomes a string column, which Transform or TFDV
+then reject far from the cause. This check reads the files as the csv module does with
+its default dialect (quoted fields, CRLF line ends) and names the file, line, column
+and value at fault. ExampleGen reads the header differently, as the first line split
+on commas: a quoted header (what many exporters write) or a byte-order mark would give
+it column names with quotes in them. `example_gen_path` hands it copies with a plain
+header line then. TFRecord inputs are not checked here. What the schema says about
 values (domains, ranges, unseen categories) is TFDV's job: ExampleValidator and
 DataGate.
 """
@@ -13,6 +16,8 @@ DataGate.
 from __future__ import annotations
 
 import csv
+import os
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,9 +70,14 @@ class NumberRule:
 
 @dataclass(frozen=True)
 class CheckedInputs:
+    # What was checked: a file or a directory, and the files read.
+    path: Path
     files: tuple[Path, ...]
     # Data rows in all files; None when the format is not checked (TFRecord).
     rows: int | None
+    # Files whose first line ExampleGen would misread (quoted names, a byte-order mark),
+    # with the column names the csv module reads there.
+    plain_headers: dict[Path, list[str]] = field(default_factory=dict)
 
 
 @dataclass
@@ -89,6 +99,8 @@ def _noted(seen: _Occurrences | None, line: int, value: str) -> _Occurrences:
 @dataclass
 class _FileScan:
     rows: int = 0
+    # The header line is not what splitting it on commas gives (quotes, a byte-order mark).
+    needs_plain_header: bool = False
     # Rows whose number of fields differs from the header's; the value is that number.
     ragged: _Occurrences | None = None
     # Cells that are not numbers in columns that must hold numbers, by column.
@@ -103,26 +115,68 @@ def check_inputs(config: LeanlineConfig, data_path: str) -> CheckedInputs:
     path = Path(data_path)
     files = input_files(path)
     if config.data.format != "csv":
-        return CheckedInputs(files=tuple(files), rows=None)
+        return CheckedInputs(path=path, files=tuple(files), rows=None)
     if not files:
         raise InputDataError(f"data directory is empty: {path}")
     required = required_columns(config)
     numeric = number_rules(config)
     problems: list[str] = []
     headers: dict[Path, list[str]] = {}
+    plain_headers: dict[Path, list[str]] = {}
     rows = 0
     for file in files:
         header, scan = _check_file(file, required, numeric, problems)
         if header is not None:
             headers[file] = header
             rows += scan.rows
+            if scan.needs_plain_header:
+                plain_headers[file] = header
     problems.extend(_header_mismatches(headers))
     if not problems and rows == 0:
         names = ", ".join(str(f) for f in files)
         problems.append(f"{names}: a header but no data rows")
     if problems:
         raise InputDataError(_failure_message(problems))
-    return CheckedInputs(files=tuple(files), rows=rows)
+    return CheckedInputs(path=path, files=tuple(files), rows=rows, plain_headers=plain_headers)
+
+
+PLAIN_HEADER_DIR = "plain-header-csv"
+
+
+def example_gen_path(checked: CheckedInputs, work_dir: Path) -> str:
+    """The path ExampleGen reads: the checked one, or, when a file's header needs CSV
+    quoting rules, copies under `work_dir` with the header as a plain comma-separated
+    line and every other byte as it was.
+
+    A copy keeps its source's modification time and is written again only when the
+    source changes, so ExampleGen's input fingerprint, and its cache, hold across runs.
+    """
+    if not checked.plain_headers:
+        return str(checked.path)
+    copies = work_dir / PLAIN_HEADER_DIR
+    copies.mkdir(parents=True, exist_ok=True)
+    names = {file.name for file in checked.files}
+    for stale in copies.iterdir():  # a file since removed from the input directory
+        if stale.name not in names:
+            stale.unlink()
+    for file in checked.files:
+        target = copies / file.name
+        source_stat = file.stat()
+        if target.exists() and target.stat().st_mtime_ns == source_stat.st_mtime_ns:
+            continue
+        partial = target.with_name(f".{target.name}.partial")
+        with file.open("rb") as reader, partial.open("wb") as writer:
+            first_line = reader.readline()
+            header = checked.plain_headers.get(file)
+            if header is None:
+                writer.write(first_line)
+            else:
+                ending = b"\r\n" if first_line.endswith(b"\r\n") else b"\n"
+                writer.write(",".join(header).encode("utf-8") + ending)
+            shutil.copyfileobj(reader, writer)
+        os.utime(partial, ns=(source_stat.st_atime_ns, source_stat.st_mtime_ns))
+        os.replace(partial, target)
+    return str(copies if checked.path.is_dir() else copies / checked.path.name)
 
 
 def input_files(path: Path) -> list[Path]:
@@ -204,12 +258,15 @@ def _check_file(
     with file.open("rb") as handle:
         lines = _text_lines(handle)
         try:
-            header = _read_header(file, next(lines, ""), required, problems)
+            header = _read_header(file, next(lines, ""), required, problems, scan)
             if header is not None:
                 checked = {header.index(c): (c, rule) for c, rule in numeric.items() if c in header}
                 _scan_rows(lines, len(header), checked, scan)
         except _NotUtf8Error as error:
-            problems.append(f"{file}: line {error.line} is not UTF-8 text ({error.reason})")
+            problems.append(
+                f"{file}: line {error.line} is not UTF-8 text ({error.reason}); save the "
+                "file as UTF-8 (spreadsheets: CSV UTF-8), or convert it, e.g. with iconv"
+            )
             return None, scan
     if header is None:
         return None, scan
@@ -256,19 +313,26 @@ def _binary_content(file: Path) -> str | None:
 
 
 def _read_header(
-    file: Path, line: str, required: dict[str, str], problems: list[str]
+    file: Path, line: str, required: dict[str, str], problems: list[str], scan: _FileScan
 ) -> list[str] | None:
-    """The column names as ExampleGen reads them: the first line split on commas,
-    without CSV quoting rules."""
+    """The column names as the csv module reads the first line: quoted names unquoted,
+    a leading byte-order mark dropped. Notes in `scan` when ExampleGen, which splits the
+    line on commas, would read other names."""
     if not line.strip():
         problems.append(f"{file}: empty file, no header line")
         return None
-    header = line.rstrip("\r\n").split(",")
-    if header[0].startswith(_BYTE_ORDER_MARK):
+    text = line.rstrip("\r\n")
+    header = next(csv.reader([text.removeprefix(_BYTE_ORDER_MARK)]), [])
+    scan.needs_plain_header = header != text.split(",")
+    unusable = [name for name in header if not name.strip() or any(c in name for c in ',"\r\n')]
+    if unusable:
         problems.append(
-            f"{file}: starts with a byte-order mark, which ExampleGen reads as part of "
-            "the first column's name; save the file as UTF-8 without BOM"
+            f"{file}: column names {unusable!r} are empty or hold a comma, quote or line "
+            "break, which a feature name cannot; rename those columns"
         )
+    repeated = sorted({name for name in header if header.count(name) > 1})
+    if repeated:
+        problems.append(f"{file}: column names {repeated!r} appear more than once; rename them")
     missing = [column for column in required if column not in header]
     if missing:
         described = ", ".join(f"{column!r} ({required[column]})" for column in missing)

@@ -17,13 +17,15 @@ from pipeline.config import LeanlineConfig
 from pipeline.datasets import data_path
 from pipeline.local_runner import run_components
 from pipeline.pipeline import example_gen_component
+from pipeline.preflight import check_inputs, example_gen_path
 
 SCHEMA_FILE = "schema.pbtxt"
 
 
 def write_inferred_schema(config: LeanlineConfig, output: str, data: str | None = None) -> Path:
-    source = data_path(config, config.output_path, data)
+    checked = check_inputs(config, data_path(config, config.output_path, data))
     with tempfile.TemporaryDirectory(prefix="leanline-schema-") as scratch:
+        source = example_gen_path(checked, Path(scratch))
         example_gen = example_gen_component(config, source)
         statistics_gen = StatisticsGen(examples=example_gen.outputs["examples"])
         schema_gen = SchemaGen(

@@ -49,8 +49,22 @@ class RunSummary:
     compression: dict[str, Any]
     error: str | None = None
 
+    def result(self) -> dict[str, Any]:
+        """What the run is for, first in the summary: how much smaller the compressed
+        model is, what it lost, and whether it was pushed."""
+        return {
+            "tflite_zipped_ratio": self.compression.get("tflite_zipped_ratio"),
+            "float_accuracy": self.compression.get("float_accuracy"),
+            "compressed_accuracy": self.compression.get("compressed_accuracy"),
+            "accuracy_delta": self.compression.get("accuracy_delta"),
+            "pushed": self.pushed,
+            "pushed_version": self.pushed_version,
+            "not_pushed_reason": None if self.pushed else self.error or self.not_pushed_reason,
+        }
+
     def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
+        details = dict(sorted(dataclasses.asdict(self).items()))
+        return json.dumps({"result": self.result(), **details}, indent=2)
 
 
 def open_store(metadata_path: Path) -> mlmd.MetadataStore:
@@ -235,6 +249,15 @@ def write(run: RunSummary, output_dir: Path) -> Path:
 
 def format_table(run: RunSummary) -> str:
     lines = [f"leanline run {run.run_id} of {run.pipeline!r}: {run.wall_seconds:.1f} s"]
+    result = run.result()
+    if result["tflite_zipped_ratio"] is not None:
+        lines.append(
+            f"  compressed: TFLite {result['tflite_zipped_ratio']:.1f}x smaller zipped, "
+            f"accuracy {100 * result['float_accuracy']:.2f}% -> "
+            f"{100 * result['compressed_accuracy']:.2f}% "
+            f"({100 * result['accuracy_delta']:+.2f} pt, compression report's eval rows); "
+            + (f"pushed as version {run.pushed_version}" if run.pushed else "not pushed")
+        )
     width = max((len(c.id) for c in run.components), default=10)
     for component in run.components:
         lines.append(f"  {component.id:<{width}}  {component.status:<9} {component.seconds:7.1f} s")

@@ -6,8 +6,20 @@ import argparse
 import json
 from pathlib import Path
 
-from pipeline.config import load_config
+from pipeline.config import LeanlineConfig, load_config, load_run_config
 from pipeline.errors import UserError
+
+
+def _add_config_source(parser: argparse.ArgumentParser) -> None:
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--config", type=Path, help="leanline YAML config")
+    source.add_argument(
+        "--run-dir", type=Path, help="a run's output directory (uses the config it saved)"
+    )
+
+
+def _config(args: argparse.Namespace) -> LeanlineConfig:
+    return load_config(args.config) if args.config else load_run_config(args.run_dir)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -15,8 +27,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "serving-config",
         help="write TF Serving's models.config and batching.config for the pushed models",
     )
-    config_parser.add_argument("--config", required=True, type=Path, help="leanline YAML config")
-    config_parser.add_argument("--output-dir", required=True, type=Path)
+    _add_config_source(config_parser)
+    config_parser.add_argument("--output-dir", required=True, type=Path, help="where to write")
     config_parser.add_argument(
         "--pin",
         action="append",
@@ -29,8 +41,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     manifests_parser = subparsers.add_parser(
         "serving-manifests", help="write Kubernetes manifests that run TF Serving for the model"
     )
-    manifests_parser.add_argument("--config", required=True, type=Path, help="leanline YAML config")
-    manifests_parser.add_argument("--output-dir", required=True, type=Path)
+    _add_config_source(manifests_parser)
+    manifests_parser.add_argument("--output-dir", required=True, type=Path, help="where to write")
     manifests_parser.add_argument(
         "--model-base-path",
         help="where the pods find <name>/<version>/ (default: serving.model_base_path); "
@@ -73,7 +85,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def serving_config(args: argparse.Namespace) -> int:
     from serving.configs import write_serving_configs
 
-    files = write_serving_configs(load_config(args.config), args.output_dir, _pins(args.pin))
+    files = write_serving_configs(_config(args), args.output_dir, _pins(args.pin))
     print(f"Models: {', '.join(f'{name} ({path})' for name, path in files.models.items())}")
     print(f"Wrote {files.models_config}, {files.docker_models_config}, {files.batching_config}")
     print(f"\nRun TF Serving on this machine:\n  {files.model_server_command}")
@@ -84,7 +96,7 @@ def serving_config(args: argparse.Namespace) -> int:
 def serving_manifests(args: argparse.Namespace) -> int:
     from serving.manifests import write_serving_manifests
 
-    config = load_config(args.config)
+    config = _config(args)
     if args.model_base_path:
         serving = {**config.serving.model_dump(), "model_base_path": args.model_base_path}
         config = config.with_overrides(serving=serving)

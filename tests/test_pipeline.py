@@ -93,6 +93,31 @@ def test_taxi_run_pushes_a_servable_compressed_model(taxi_run):
     assert ((probabilities >= 0) & (probabilities <= 1)).all()
 
 
+def test_serving_commands_take_the_run_directory_alone(taxi_run, tmp_path, capsys):
+    from pipeline import cli
+
+    config, _, _ = taxi_run
+    run_dir = str(config.output_path)
+    configs = tmp_path / "configs"
+    assert (
+        cli.main(
+            ["--verbose", "serving-config", "--run-dir", run_dir, "--output-dir", str(configs)]
+        )
+        == 0
+    )
+    models_config = (configs / "models.config").read_text()
+    assert f'base_path: "{config.serving_model_dir}"' in models_config
+    assert f"{config.name} ({config.serving_model_dir})" in capsys.readouterr().out
+    manifests = tmp_path / "manifests"
+    assert (
+        cli.main(
+            ["--verbose", "serving-manifests", "--run-dir", run_dir, "--output-dir", str(manifests)]
+        )
+        == 0
+    )
+    assert config.name in next(manifests.iterdir()).read_text()
+
+
 def test_taxi_run_summary_records_every_component(taxi_run):
     config, _, summary = taxi_run
     written = json.loads((config.output_path / "run_summary.json").read_text())
@@ -108,6 +133,18 @@ def test_taxi_run_summary_records_every_component(taxi_run):
         assert expected in ids
     assert all(component["status"] == "complete" for component in written["components"])
     assert written["rows"]["train"] + written["rows"]["eval"] == 2000
+    # The compression result leads, in the file and in the printed table.
+    assert next(iter(written)) == "result"
+    result = written["result"]
+    assert result["tflite_zipped_ratio"] > 1 and result["pushed"] is True
+    assert result["accuracy_delta"] == pytest.approx(
+        result["compressed_accuracy"] - result["float_accuracy"]
+    )
+    from pipeline.summary import format_table
+
+    second_line = format_table(summary).splitlines()[1]
+    assert second_line.startswith("  compressed: TFLite ")
+    assert f"pushed as version {result['pushed_version']}" in second_line
     assert 0.5 <= written["eval_metrics"]["candidate"]["binary_accuracy"] <= 1
     assert written["pushed_path"].startswith(str(config.serving_model_dir))
 

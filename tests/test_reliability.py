@@ -35,11 +35,11 @@ from tfx.utils import path_utils
 
 from components.serving_pusher.executor import push_model
 from pipeline import cli, summary
-from pipeline.config import LeanlineConfig, load_config
+from pipeline.config import LeanlineConfig, ModelConfig, load_config
 from pipeline.datasets import bundled_csv
 from pipeline.errors import UserError
 from pipeline.local_runner import LOCK_FILE, METADATA_FILE, run_local
-from pipeline.preflight import check_inputs
+from pipeline.preflight import check_inputs, example_gen_path
 from serving.check import check_servable
 from serving.versions import STAGING_PREFIX, existing_versions
 
@@ -254,7 +254,51 @@ BAD_DATA: dict[str, tuple[BadData, list[str]]] = {
         [f"taxi.csv: line {ROWS + 2} is not UTF-8 text (byte 0xe9 at position 4)"],
     ),
     "empty_directory": (_empty_directory, ["data directory is empty"]),
+    "comma_in_a_column_name": (
+        _csv_of(lambda t: renamed(t, "trip_start_timestamp", "trip,start")),
+        ["taxi.csv: column names ['trip,start'] are empty or hold a comma"],
+    ),
+    "repeated_column_name": (
+        _csv_of(lambda t: renamed(t, "trip_start_timestamp", "fare")),
+        ["taxi.csv: column names ['fare'] appear more than once"],
+    ),
 }
+
+
+def renamed(table: Table, column: str, name: str) -> Table:
+    header, rows = table
+    return [name if c == column else c for c in header], rows
+
+
+def test_quoted_crlf_and_bom_headers_pass_and_example_gen_gets_a_plain_header(taxi_table, tmp_path):
+    """What spreadsheets and exporters write: every field quoted, CRLF line ends, a
+    UTF-8 byte-order mark. The csv module reads such a file; so must leanline."""
+    header, rows = taxi_table
+    text = io.StringIO()
+    csv.writer(text, quoting=csv.QUOTE_ALL, lineterminator="\r\n").writerows([header, *rows])
+    source = tmp_path / "input" / "taxi.csv"
+    source.parent.mkdir()
+    source.write_bytes(b"\xef\xbb\xbf" + text.getvalue().encode())
+    config = load_config(CONFIGS / "taxi.yaml")
+
+    checked = check_inputs(config, str(source))
+    assert checked.rows == ROWS
+    assert checked.plain_headers == {source: header}
+
+    path = Path(example_gen_path(checked, tmp_path / "work"))
+    assert path.name == "taxi.csv" and path != source
+    lines = path.read_bytes().split(b"\r\n")
+    assert lines[0] == ",".join(header).encode()
+    assert path.read_bytes().split(b"\r\n", 1)[1] == source.read_bytes().split(b"\r\n", 1)[1]
+    # Written once: ExampleGen's fingerprint (names, sizes, times) holds across runs.
+    before = path.stat()
+    assert Path(example_gen_path(check_inputs(config, str(source)), tmp_path / "work")) == path
+    assert (path.stat().st_ino, path.stat().st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+    assert before.st_mtime_ns == source.stat().st_mtime_ns
+
+    # A plain file is read where it is.
+    plain = write_csv(tmp_path / "plain" / "taxi.csv", header, rows)
+    assert example_gen_path(check_inputs(config, str(plain)), tmp_path / "work") == str(plain)
 
 
 @pytest.mark.parametrize("case", BAD_DATA)
@@ -325,6 +369,22 @@ def test_the_bundled_datasets_pass_the_preflight_check(name, tmp_path):
 
 
 # --- 2. Bad config: the key and the file, exit code 2, no traceback --------------------------
+
+
+def test_commands_print_no_tensorflow_start_up_lines_without_verbose(tmp_path):
+    def runs(*flags: str) -> subprocess.CompletedProcess[str]:
+        command = [str(LEANLINE), *flags, "runs", "--output-dir", str(tmp_path)]
+        return subprocess.run(command, capture_output=True, text=True, timeout=120)
+
+    quiet = runs()
+    assert quiet.returncode == 2
+    assert quiet.stderr.splitlines() == [
+        f"leanline: error: no runs recorded: {tmp_path / 'metadata.sqlite'} does not exist"
+    ]
+    # The same command with --verbose shows what the quiet one hides.
+    verbose = runs("--verbose")
+    assert verbose.returncode == 2
+    assert len(verbose.stderr.splitlines()) > 1, verbose.stderr
 
 
 @pytest.mark.parametrize(
@@ -757,3 +817,63 @@ def test_check_servable_cli_detects_a_truncated_pushed_model(pushed_version, tmp
     assert code == 2
     assert f"{data_file} is truncated or corrupt" in stderr
     assert "Traceback" not in stderr
+
+
+# --- Labels a classifier cannot learn from: refused before training ------------------------
+
+
+@pytest.mark.parametrize(
+    ("counts", "expected"),
+    [
+        (({0: 5, 1: 4, 2: 1}, {0: 2, 1: 1}), "holds class ids [2] outside [0, 2)"),
+        (({1: 9}, {1: 3}), "fewer than two classes in the train split"),
+    ],
+)
+def test_labels_outside_the_classes_or_of_one_class_are_refused(counts, expected):
+    from models.common.train import check_labels
+
+    model = ModelConfig.model_validate(
+        {"family": "tabular", "features": {"numeric": ["x"]}, "label": {"column": "species"}}
+    )
+    with pytest.raises(UserError) as refused:
+        check_labels(*counts, model)
+    assert expected in str(refused.value)
+    assert "rows per class id: train {" in str(refused.value)
+
+
+def test_a_class_missing_from_one_split_is_a_warning_with_counts():
+    from models.common.train import check_labels
+
+    model = load_config(CONFIGS / "penguins.yaml").model  # 3 classes
+    (warning,) = check_labels({0: 5, 1: 4, 2: 2}, {0: 2, 1: 1}, model)
+    assert warning.startswith("label class 2 of 'species' is in the train split only")
+    assert "eval {0: 2, 1: 1}" in warning
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("label", "expected"),
+    [
+        (lambda row: row % 3, "holds class ids [2] outside [0, 2)"),
+        (lambda row: 1, "fewer than two classes in the train split"),
+    ],
+    ids=["three_ids_for_two_classes", "one_class"],
+)
+def test_a_run_with_an_unlearnable_label_stops_before_training_and_pushes_nothing(
+    label, expected, tmp_path, capsys
+):
+    from benchmarks.transform import LABEL, wide_config, wide_frame
+
+    frame = wide_frame(5, 300)
+    frame[LABEL] = [label(row) for row in range(len(frame))]
+    data = tmp_path / "data.csv"
+    frame.to_csv(data, index=False)
+    config = tmp_path / "leanline.yaml"
+    config.write_text(yaml.safe_dump(wide_config(5, data, steps_per_epoch=None)))
+    output_dir = tmp_path / "output"
+    code, stderr = run_cli(
+        "run", "--config", str(config), "--output-dir", str(output_dir), capsys=capsys
+    )
+    assert code == 2
+    assert expected in stderr and "rows per class id" in stderr
+    assert not (output_dir / "serving").exists()

@@ -385,3 +385,30 @@ def test_report_command_rewrites_the_page(full_run, tmp_path, capsys):
     assert args.handler(args) == 0
     assert capsys.readouterr().out.strip() == f"wrote {report}"
     assert "<h2>Compression</h2>" in report.read_text()
+
+
+@pytest.mark.slow
+def test_report_takes_the_run_directory_alone(full_run, capsys):
+    from pipeline.config import RUN_CONFIG_FILE, load_run_config
+    from pipeline.report import cli
+
+    config, _, report = full_run
+    saved = load_run_config(config.output_path)
+    assert saved.model.model_dump() == config.model.model_dump()
+    assert saved.output_path == config.output_path
+    assert (config.output_path / RUN_CONFIG_FILE).is_file()
+    report.unlink()
+    parser = argparse.ArgumentParser()
+    cli.register(parser.add_subparsers())
+    args = parser.parse_args(["report", str(config.output_path)])
+
+    assert args.handler(args) == 0
+    assert capsys.readouterr().out.strip() == f"wrote {report}"
+    assert "<h2>Compression</h2>" in report.read_text()
+
+
+def test_report_of_a_directory_without_a_saved_config_says_so(tmp_path):
+    from pipeline.config import ConfigError, load_run_config
+
+    with pytest.raises(ConfigError, match="holds no leanline.yaml"):
+        load_run_config(tmp_path)

@@ -7,6 +7,7 @@ the slow test runs the whole pipeline on a 50-column table.
 
 from __future__ import annotations
 
+import csv
 import tempfile
 from pathlib import Path
 
@@ -141,11 +142,14 @@ def test_a_categorical_column_may_not_take_a_block_name():
 
 @pytest.mark.slow
 def test_a_50_column_table_pushes_a_model_serving_50_named_raw_inputs(tmp_path):
-    from benchmarks.transform import feature_columns, wide_config, wide_csv
+    from benchmarks.transform import feature_columns, wide_config, wide_frame
     from pipeline.config import LeanlineConfig
     from pipeline.local_runner import run_local
 
-    csv_path = wide_csv(50, 600, tmp_path / "data")
+    # Written as many exporters write: every field quoted, CRLF line ends.
+    csv_path = tmp_path / "data" / "wide.csv"
+    csv_path.parent.mkdir()
+    wide_frame(50, 600).to_csv(csv_path, index=False, quoting=csv.QUOTE_ALL, lineterminator="\r\n")
     raw = wide_config(50, csv_path, steps_per_epoch=None)
     config = LeanlineConfig.model_validate(
         {

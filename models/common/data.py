@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
 
@@ -17,6 +18,7 @@ from models.common.features import LABEL_KEY
 
 SHUFFLE_BUFFER_SIZE = 10_000
 SHUFFLE_SEED = 42
+COUNT_BATCH_SIZE = 4096
 
 FilePatterns = str | Sequence[str]
 
@@ -37,6 +39,22 @@ def _records(file_pattern: FilePatterns) -> tf.data.Dataset:
 def count_examples(file_pattern: FilePatterns) -> int:
     """Number of records, counted without parsing them (one cheap pass over the files)."""
     return int(_records(file_pattern).reduce(tf.constant(0, tf.int64), lambda n, _: n + 1))
+
+
+def label_counts(file_pattern: FilePatterns) -> dict[int, int]:
+    """Rows per class id of the transformed label, in one pass that parses only the label."""
+    spec = {LABEL_KEY: tf.io.FixedLenFeature([], tf.int64)}
+    labels = (
+        _records(file_pattern)
+        .batch(COUNT_BATCH_SIZE)
+        .map(lambda serialized: tf.io.parse_example(serialized, spec)[LABEL_KEY])
+    )
+    counts: dict[int, int] = {}
+    for batch in labels.as_numpy_iterator():
+        values, batch_counts = np.unique(batch, return_counts=True)
+        for value, count in zip(values.tolist(), batch_counts.tolist(), strict=True):
+            counts[value] = counts.get(value, 0) + count
+    return dict(sorted(counts.items()))
 
 
 def transformed_dataset(

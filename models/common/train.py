@@ -17,13 +17,11 @@ from typing import Any
 import tensorflow as tf
 import tensorflow_transform as tft
 import tf_keras as keras
-from tensorflow_metadata.proto.v0 import schema_pb2
 from tfx.components.trainer.fn_args_utils import FnArgs
 
-from models.common.data import count_examples, transformed_dataset
+from models.common.data import count_examples, label_counts, transformed_dataset
 from models.common.export import export_serving_model, keras_model_path
 from models.common.features import (
-    LABEL_KEY,
     ModelInput,
     model_config,
     model_inputs,
@@ -31,6 +29,7 @@ from models.common.features import (
 )
 from models.common.strategy import is_chief, make_strategy
 from pipeline.config import ModelConfig, TrainingConfig
+from pipeline.errors import UserError
 
 BuildModel = Callable[[Mapping[str, ModelInput], ModelConfig], keras.Model]
 
@@ -51,17 +50,42 @@ def compile_model(model: keras.Model, num_classes: int, learning_rate: float) ->
     )
 
 
-def check_label_classes(tf_transform_output: tft.TFTransformOutput, model: ModelConfig) -> None:
-    """Fails early when a vocabulary label holds more classes than the config declares."""
-    domain = tf_transform_output.transformed_domains().get(LABEL_KEY)
-    if not isinstance(domain, schema_pb2.IntDomain):
-        return  # an integer label column: its values are the class ids
-    found = domain.max + 1
-    if found > model.label.num_classes:
-        raise ValueError(
-            f"label column {model.label.column!r} has {found} classes in the data, "
-            f"but model.label.num_classes is {model.label.num_classes}"
+def _counts(counts: Mapping[int, int]) -> str:
+    return ", ".join(f"{label}: {count}" for label, count in counts.items()) or "no rows"
+
+
+def check_labels(
+    train_counts: Mapping[int, int], eval_counts: Mapping[int, int], model: ModelConfig
+) -> list[str]:
+    """Refuses labels a classifier cannot learn from or be judged on, before training.
+
+    Raises UserError when a class id lies outside [0, num_classes) or the train split
+    holds fewer than two classes (a model that always answers the same would pass any
+    accuracy gate on such data). Returns warnings for classes missing from one split.
+    """
+    column, num_classes = model.label.column, model.label.num_classes
+    found = f"rows per class id: train {{{_counts(train_counts)}}}, eval {{{_counts(eval_counts)}}}"
+    outside = sorted(c for c in {*train_counts, *eval_counts} if not 0 <= c < num_classes)
+    if outside:
+        raise UserError(
+            f"label column {column!r} holds class ids {outside} outside [0, {num_classes}) "
+            f"(model.label.num_classes is {num_classes}); {found}. Set num_classes to the "
+            "number of classes, or map the label to ids 0..num_classes-1"
         )
+    if len(train_counts) < 2:
+        raise UserError(
+            f"label column {column!r} has fewer than two classes in the train split; a model "
+            f"trained on it would answer the same for every row. {found}"
+        )
+    warnings = []
+    for label in range(num_classes):
+        in_train, in_eval = label in train_counts, label in eval_counts
+        if not in_train or not in_eval:
+            where = "the train split only" if in_train else "the eval split only"
+            if not in_train and not in_eval:
+                where = "neither split"
+            warnings.append(f"label class {label} of {column!r} is in {where}; {found}")
+    return warnings
 
 
 def steps_per_epoch(
@@ -109,7 +133,10 @@ def train_and_export(fn_args: FnArgs, build_model: BuildModel) -> keras.Model:
     keras.utils.set_random_seed(RANDOM_SEED)
     model_cfg = model_config(fn_args.custom_config)
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_graph_path)
-    check_label_classes(tf_transform_output, model_cfg)
+    for warning in check_labels(
+        label_counts(fn_args.train_files), label_counts(fn_args.eval_files), model_cfg
+    ):
+        tf.get_logger().warning(warning)
 
     global_batch_size = training.batch_size * strategy.num_replicas_in_sync
     train_data = transformed_dataset(

@@ -9,10 +9,15 @@ from pipeline.errors import UserError
 
 
 def _report(args: argparse.Namespace) -> int:
-    from pipeline.config import load_config
+    from pipeline.config import load_config, load_run_config
     from pipeline.report.build import write_report
 
-    config = load_config(args.config, check_paths=False)
+    if args.config:
+        config = load_config(args.config, check_paths=False)
+    elif args.run_dir:
+        config = load_run_config(args.run_dir)
+    else:
+        raise UserError("name a run directory, or a config with --config")
     output_dir = Path(args.run_dir).resolve() if args.run_dir else config.output_path
     if not output_dir.is_dir():
         raise UserError(f"{output_dir} is not a directory; run `leanline run` first")
@@ -35,7 +40,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     report.add_argument(
         "run_dir", nargs="?", help="the run's output directory (default: the config's output_dir)"
     )
-    report.add_argument("--config", required=True, help="the YAML config the run used")
+    report.add_argument(
+        "--config", help="the YAML config the run used (default: the one saved in run_dir)"
+    )
     report.set_defaults(handler=_report)
 
     runs = subparsers.add_parser("runs", help="list the runs recorded in an output directory")
