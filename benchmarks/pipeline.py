@@ -210,15 +210,21 @@ def _children_cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def run_measured(command: Sequence[str], log_path: Path) -> ProcessMeasurement:
-    """Runs `command` from the repo root, output to `log_path`; measures time, CPU and memory.
+def run_measured(
+    command: Sequence[str], log_path: Path, code_dir: Path = REPO_ROOT
+) -> ProcessMeasurement:
+    """Runs `command` from `code_dir` (the repo root, or a checkout of another commit to
+    measure beside this one), output to `log_path`; measures time, CPU and memory.
 
     Run one at a time: CPU is read as the growth of this process's waited-for children."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("w") as log:
         cpu_before = _children_cpu_seconds()
         started = time.monotonic()
-        process = subprocess.Popen(command, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT)
+        env = {**os.environ, "PYTHONPATH": str(code_dir)}
+        process = subprocess.Popen(
+            command, cwd=code_dir, env=env, stdout=log, stderr=subprocess.STDOUT
+        )
         sampler = PeakRss(process.pid)
         sampler.start()
         returncode = process.wait()

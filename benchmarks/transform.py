@@ -34,6 +34,7 @@ import argparse
 import json
 import os
 import shutil
+import subprocess
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
@@ -48,6 +49,7 @@ from benchmarks.pipeline import (
     BEAM_MODES,
     BENCHMARKS_DIR,
     MIB,
+    REPO_ROOT,
     RunSpec,
     component_seconds,
     leanline_run_command,
@@ -165,9 +167,15 @@ def _run_stock(spec_path: Path) -> int:
 
 
 def measure(
-    variant: str, features: int, rows: int, work_dir: Path, steps_per_epoch: int | None
+    variant: str,
+    features: int,
+    rows: int,
+    work_dir: Path,
+    steps_per_epoch: int | None,
+    code_dir: Path = REPO_ROOT,
 ) -> dict[str, Any]:
-    """One uncached run of `variant` in a fresh process; its run dir is removed on success."""
+    """One uncached run of `variant` in a fresh process, with the code in `code_dir`; its
+    run dir is removed on success."""
     csv_path = wide_csv(features, rows, work_dir / "data")
     run_dir = Path(tempfile.mkdtemp(prefix=f"{variant}-{features}x{rows}-", dir=work_dir))
     output_dir = run_dir / "output"
@@ -190,7 +198,7 @@ def measure(
         pipeline_name = STOCK_PIPELINE
     print(f"measuring {variant}: {features} features x {rows} rows ({run_dir})", flush=True)
     load_before = os.getloadavg()[0]
-    process = run_measured(command, run_dir / "run.log")
+    process = run_measured(command, run_dir / "run.log", code_dir)
     if process.returncode != 0:
         raise RuntimeError(f"{variant} at {features}x{rows} failed; see {run_dir / 'run.log'}")
     components = component_seconds(output_dir / "metadata.sqlite", pipeline_name)
@@ -211,6 +219,11 @@ def measure(
         result["eval_metrics"] = summary["eval_metrics"]
     shutil.rmtree(run_dir)
     return result
+
+
+def _commit(code_dir: Path) -> str:
+    command = ["git", "-C", str(code_dir), "rev-parse", "--short", "HEAD"]
+    return subprocess.run(command, capture_output=True, text=True, check=True).stdout.strip()
 
 
 # --- README ------------------------------------------------------------------------------
@@ -256,6 +269,31 @@ def markdown(results: dict[str, Any]) -> str:
                 f"| {_seconds(ours, 'Compressor')} | {_seconds(ours)} | {transform_ratio} "
                 f"| {whole_ratio} | {pushed} |"
             )
+    others = [
+        (rows, features, variant, run)
+        for key, by_variant in runs.items()
+        for rows, features in [(int(key.split("x")[1]), int(key.split("x")[0]))]
+        for variant, run in by_variant.items()
+        if variant.startswith("leanline@")
+    ]
+    if others:
+        lines += [
+            "",
+            "The same runs of earlier commits (`--code`), beside this commit's:",
+            "",
+            "| rows | numeric features | code | Transform s | Trainer s | Compressor s "
+            "| whole pipeline s | whole vs this commit |",
+            "|---:|---:|---|---:|---:|---:|---:|---:|",
+        ]
+        for rows, features, variant, run in sorted(others, key=lambda item: item[:3]):
+            ours = runs[f"{features}x{rows}"].get("leanline")
+            for code, shown in ((variant.split("@", 1)[1], run), ("this commit", ours)):
+                lines.append(
+                    f"| {rows:,} | {features} | {code} | {_seconds(shown, 'Transform')} "
+                    f"| {_seconds(shown, 'Trainer')} | {_seconds(shown, 'Compressor')} "
+                    f"| {_seconds(shown)} "
+                    f"| {_ratio(shown and shown['wall_seconds'], ours and ours['wall_seconds'])} |"
+                )
     return "\n".join(lines)
 
 
@@ -276,6 +314,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--work-dir", type=Path, help="data and run dirs (default: a temp dir)")
     parser.add_argument("--force", action="store_true", help="measure again what the JSON has")
     parser.add_argument("--no-readme", action="store_true")
+    parser.add_argument(
+        "--code",
+        type=Path,
+        help="measure leanline from this checkout of another commit (git worktree add DIR "
+        "COMMIT), kept apart as variant leanline@COMMIT",
+    )
     parser.add_argument("--run-stock", type=Path, help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
@@ -297,9 +341,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         for features in args.features:
             done = results["runs"].setdefault(f"{features}x{rows}", {})
             for variant in args.variants:
-                if variant in done and not args.force:
+                key = variant
+                if args.code:
+                    if variant != "leanline":
+                        continue  # another commit's leanline, beside this one's figures
+                    key = f"leanline@{_commit(args.code)}"
+                if key in done and not args.force:
                     continue
-                done[variant] = measure(variant, features, rows, work_dir, args.steps_per_epoch)
+                done[key] = measure(
+                    variant, features, rows, work_dir, args.steps_per_epoch, args.code or REPO_ROOT
+                )
                 save_results(results, args.output)
                 if not args.no_readme:
                     replace_readme_block("transform", "## Wide tables", markdown(results))

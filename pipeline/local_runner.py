@@ -153,6 +153,7 @@ def run_local(
         except Exception as error:  # noqa: BLE001 - translated for the user below
             failure = error
         run_summary = summary.summarize(config, metadata_path, wall_seconds=time.time() - started)
+        run_summary.input_notes = list(checked.notes)
         if failure is not None:
             cause = _root_cause(failure)
             run_summary.error = f"{type(cause).__name__}: {cause}"

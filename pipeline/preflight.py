@@ -16,6 +16,7 @@ DataGate.
 from __future__ import annotations
 
 import csv
+import math
 import os
 import shutil
 from collections.abc import Iterator
@@ -78,6 +79,8 @@ class CheckedInputs:
     # Files whose first line ExampleGen would misread (quoted names, a byte-order mark),
     # with the column names the csv module reads there.
     plain_headers: dict[Path, list[str]] = field(default_factory=dict)
+    # What the run should know but that stops nothing (non-finite numbers read as missing).
+    notes: tuple[str, ...] = ()
 
 
 @dataclass
@@ -105,6 +108,8 @@ class _FileScan:
     ragged: _Occurrences | None = None
     # Cells that are not numbers in columns that must hold numbers, by column.
     bad_cells: dict[str, _Occurrences] = field(default_factory=dict)
+    # Numbers that are not finite (nan, inf), by column: Transform reads them as missing.
+    non_finite: dict[str, _Occurrences] = field(default_factory=dict)
 
 
 def check_inputs(config: LeanlineConfig, data_path: str) -> CheckedInputs:
@@ -123,6 +128,7 @@ def check_inputs(config: LeanlineConfig, data_path: str) -> CheckedInputs:
     problems: list[str] = []
     headers: dict[Path, list[str]] = {}
     plain_headers: dict[Path, list[str]] = {}
+    notes: list[str] = []
     rows = 0
     for file in files:
         header, scan = _check_file(file, required, numeric, problems)
@@ -131,13 +137,25 @@ def check_inputs(config: LeanlineConfig, data_path: str) -> CheckedInputs:
             rows += scan.rows
             if scan.needs_plain_header:
                 plain_headers[file] = header
+            notes += [
+                f"{file}: column {column!r} holds {_count(seen.count, 'value')} that "
+                f"{'is' if seen.count == 1 else 'are'} not finite (first: line "
+                f"{seen.first_line}, {seen.first_value!r}), read as missing"
+                for column, seen in scan.non_finite.items()
+            ]
     problems.extend(_header_mismatches(headers))
     if not problems and rows == 0:
         names = ", ".join(str(f) for f in files)
         problems.append(f"{names}: a header but no data rows")
     if problems:
         raise InputDataError(_failure_message(problems))
-    return CheckedInputs(path=path, files=tuple(files), rows=rows, plain_headers=plain_headers)
+    return CheckedInputs(
+        path=path,
+        files=tuple(files),
+        rows=rows,
+        plain_headers=plain_headers,
+        notes=tuple(notes),
+    )
 
 
 PLAIN_HEADER_DIR = "plain-header-csv"
@@ -360,8 +378,11 @@ def _scan_rows(
             scan.ragged = _noted(scan.ragged, line, str(len(row)))
             continue
         for index, (column, rule) in checked.items():
-            if not rule.accepts(row[index]):
-                scan.bad_cells[column] = _noted(scan.bad_cells.get(column), line, row[index])
+            cell = row[index]
+            if not rule.accepts(cell):
+                scan.bad_cells[column] = _noted(scan.bad_cells.get(column), line, cell)
+            elif cell and not math.isfinite(float(cell)):
+                scan.non_finite[column] = _noted(scan.non_finite.get(column), line, cell)
 
 
 def _header_mismatches(headers: dict[Path, list[str]]) -> list[str]:

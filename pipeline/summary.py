@@ -48,6 +48,8 @@ class RunSummary:
     rows: dict[str, int]
     compression: dict[str, Any]
     error: str | None = None
+    # What the pre-flight check noted about the input that stopped nothing.
+    input_notes: list[str] = dataclasses.field(default_factory=list)
 
     def result(self) -> dict[str, Any]:
         """What the run is for, first in the summary: how much smaller the compressed
@@ -273,6 +275,7 @@ def format_table(run: RunSummary) -> str:
             "  gates: "
             + ", ".join(f"{k} {'passed' if v else 'FAILED'}" for k, v in run.blessings.items())
         )
+    lines += [f"  note: {note}" for note in run.input_notes]
     if run.pushed:
         lines.append(f"  pushed version {run.pushed_version} to {run.pushed_path}")
     else:

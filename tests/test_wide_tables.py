@@ -149,7 +149,10 @@ def test_a_50_column_table_pushes_a_model_serving_50_named_raw_inputs(tmp_path):
     # Written as many exporters write: every field quoted, CRLF line ends.
     csv_path = tmp_path / "data" / "wide.csv"
     csv_path.parent.mkdir()
-    wide_frame(50, 600).to_csv(csv_path, index=False, quoting=csv.QUOTE_ALL, lineterminator="\r\n")
+    frame = wide_frame(50, 600).astype(object)
+    # What exports write for undefined numbers: read as missing, noted, never trained on.
+    frame.loc[3, "f001"], frame.loc[5, "f002"], frame.loc[8, "f002"] = "nan", "inf", "-inf"
+    frame.to_csv(csv_path, index=False, quoting=csv.QUOTE_ALL, lineterminator="\r\n")
     raw = wide_config(50, csv_path, steps_per_epoch=None)
     config = LeanlineConfig.model_validate(
         {
@@ -162,13 +165,17 @@ def test_a_50_column_table_pushes_a_model_serving_50_named_raw_inputs(tmp_path):
     )
     summary = run_local(config)
     assert summary.pushed, summary.not_pushed_reason
+    assert [note.split(": ", 1)[1] for note in summary.input_notes] == [
+        "column 'f001' holds 1 value that is not finite (first: line 5, 'nan'), read as missing",
+        "column 'f002' holds 2 values that are not finite (first: line 7, 'inf'), read as missing",
+    ]
 
     (version,) = [p for p in config.serving_model_dir.iterdir() if p.name.isdigit()]
     served = tf.saved_model.load(str(version))
     _, raw_inputs = served.signatures["serving_raw"].structured_input_signature
     assert sorted(raw_inputs) == feature_columns(50)
 
-    frame = pd.read_csv(csv_path).head(20)
+    frame = pd.read_csv(csv_path).head(20).replace([np.inf, -np.inf], np.nan)
     complete = frame.dropna()
     from_raw = served.signatures["serving_raw"](
         **{c: tf.constant(complete[c].to_numpy(np.float32)) for c in raw_inputs}

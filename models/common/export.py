@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Any
 
 import tensorflow as tf
 import tensorflow_transform as tft
@@ -45,22 +44,20 @@ def keras_model_path(serving_model_dir: str) -> str:
     return os.path.join(os.path.dirname(serving_model_dir.rstrip("/")), KERAS_MODEL_FILE)
 
 
-def _tensor_names(structured_input: Any) -> set[str]:
-    """The graph tensor names behind one input of a loaded transform graph: its
-    components (indices, values, shape of a sparse input) as tensors (TF2 graphs) or
-    as the TensorInfo protos of the transform signature (TF1-compat graphs)."""
-    if isinstance(structured_input, meta_graph_pb2.TensorInfo):
-        if structured_input.HasField("coo_sparse"):
-            sparse = structured_input.coo_sparse
-            return {
-                sparse.indices_tensor_name,
-                sparse.values_tensor_name,
-                sparse.dense_shape_tensor_name,
-            }
-        if structured_input.HasField("composite_tensor"):
-            return {c.name for c in structured_input.composite_tensor.components}
-        return {structured_input.name}
-    return {t.name for t in tf.nest.flatten(structured_input, expand_composites=True)}
+def _tensor_names(signature_input: meta_graph_pb2.TensorInfo) -> set[str]:
+    """The graph tensors behind one input of the transform signature: the tensor, or the
+    indices, values and shape of a sparse input. (leanline's Transform writes TF1-compat
+    graphs, whose loader describes inputs by the signature's TensorInfo protos.)"""
+    if signature_input.HasField("coo_sparse"):
+        sparse = signature_input.coo_sparse
+        return {
+            sparse.indices_tensor_name,
+            sparse.values_tensor_name,
+            sparse.dense_shape_tensor_name,
+        }
+    if signature_input.HasField("composite_tensor"):
+        return {c.name for c in signature_input.composite_tensor.components}
+    return {signature_input.name}
 
 
 def _columns_computing(

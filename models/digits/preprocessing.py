@@ -9,7 +9,7 @@ import tensorflow as tf
 
 from models.common.features import LABEL_KEY, model_config
 from models.digits.features import IMAGE_KEY, MAX_PIXEL_VALUE, PIXEL_COLUMNS
-from models.tabular.preprocessing import Tensor, class_ids, dense
+from models.tabular.preprocessing import Tensor, class_ids, stacked_floats
 
 
 def preprocessing_fn(
@@ -17,8 +17,10 @@ def preprocessing_fn(
 ) -> dict[str, tf.Tensor]:
     """Transform's entry point: `image_xf` [batch, 64] floats, and the label."""
     model = model_config(custom_config)
-    pixels = [tf.cast(dense(inputs[column], 0), tf.float32) for column in PIXEL_COLUMNS]
+    pixels = stacked_floats(inputs, PIXEL_COLUMNS)
+    # A missing or non-finite pixel is black.
+    pixels = tf.where(tf.math.is_finite(pixels), pixels, tf.zeros_like(pixels))
     return {
-        IMAGE_KEY: tf.stack(pixels, axis=1) / MAX_PIXEL_VALUE,
+        IMAGE_KEY: pixels / MAX_PIXEL_VALUE,
         LABEL_KEY: class_ids(inputs[model.label.column], model.label.column),
     }
