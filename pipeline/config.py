@@ -98,7 +98,8 @@ class FeaturesConfig(_Strict):
             raise ValueError(f"columns listed under more than one feature kind: {repeated}")
         # Each kind but categorical becomes one block named after the kind (`numeric_xf`),
         # each categorical column its own `<column>_xf`.
-        clashing = sorted(set(self.categorical) & {"numeric", "bucketized", "categorical_int"})
+        block_kinds = set(FeaturesConfig.model_fields) - {"categorical"}
+        clashing = sorted(set(self.categorical) & block_kinds)
         if clashing:
             raise ValueError(
                 f"categorical columns {clashing} are named like a feature kind, whose block "

@@ -80,7 +80,8 @@ def stacked_floats(inputs: Mapping[str, Tensor], columns: Sequence[str]) -> tf.T
     block = tf.concat(blocks, axis=1) if len(blocks) > 1 else blocks[0]
     order = [*sparse, *dense_columns]
     if order != list(columns):
-        block = tf.gather(block, [order.index(c) for c in columns], axis=1)
+        position = {column: index for index, column in enumerate(order)}
+        block = tf.gather(block, [position[c] for c in columns], axis=1)
     return block
 
 
@@ -111,7 +112,7 @@ def quantile_buckets(block: tf.Tensor, num_buckets: Sequence[int]) -> tf.Tensor:
     """
     counts = list(num_buckets)
     widest = max(counts) - 1
-    boundaries = [None] * len(counts)
+    groups, grouped_columns = [], []
     for count in sorted(set(counts)):
         members = [j for j, c in enumerate(counts) if c == count]
         epsilon = min(1.0 / count, 0.01)  # tft.bucketize's default
@@ -120,10 +121,10 @@ def quantile_buckets(block: tf.Tensor, num_buckets: Sequence[int]) -> tf.Tensor:
         )
         found = tf.reshape(found, [len(members), count - 1])
         # Boundaries past a column's own count are +inf: no value reaches them.
-        padded = tf.pad(found, [[0, 0], [0, widest - (count - 1)]], constant_values=np.inf)
-        for row, j in enumerate(members):
-            boundaries[j] = padded[row]
-    boundaries = tf.stack(boundaries)  # [m, widest]
+        groups.append(tf.pad(found, [[0, 0], [0, widest - (count - 1)]], constant_values=np.inf))
+        grouped_columns += members
+    # [m, widest], rows back in the block's column order.
+    boundaries = tf.gather(tf.concat(groups, axis=0), np.argsort(grouped_columns))
     imputed = tf.where(tf.math.is_finite(block), block, tft.mean(block, reduce_instance_dims=False))
     ids = tf.reduce_sum(
         tf.cast(imputed[:, :, tf.newaxis] >= boundaries[tf.newaxis], tf.int64), axis=2
