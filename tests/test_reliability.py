@@ -230,8 +230,8 @@ BAD_DATA: dict[str, tuple[BadData, list[str]]] = {
     ),
     "strings_in_a_numeric_column": (
         # Rows 0, 50, ..., 350: lines 2, 52, ... of the file.
-        _csv_of(lambda t: with_values(t, "fare", "n/a", every=50)),
-        ["taxi.csv: column 'fare' must hold numbers", "line 2 has 'n/a' (8 rows like this)"],
+        _csv_of(lambda t: with_values(t, "fare", "about ten", every=50)),
+        ["taxi.csv: column 'fare' must hold numbers", "line 2 has 'about ten' (8 rows like this)"],
     ),
     "header_only": (
         _csv_of(lambda t: (t[0], [])),
