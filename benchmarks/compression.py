@@ -129,7 +129,9 @@ def benchmark_dataset(name: str, work_dir: Path) -> dict[str, Any]:
         compressed = compression.compress(
             float_model, mode_config, inputs.fine_tuning, inputs.calibration
         )
-        report = compression.measure(float_model, compressed, mode_config, inputs.eval_rows)
+        report = compression.measure(
+            float_model, compressed, mode_config, inputs.eval_rows, config.model
+        )
         reports[mode] = report.to_json()
         print(f"{name} {mode}: {report.headline}", flush=True)
     return {"config": base, "target": asdict(TARGETS[name]), "modes": reports}
@@ -146,7 +148,7 @@ def _target_met(target: Target, report: dict[str, Any]) -> bool:
     )
     return (
         head["tflite_zipped_ratio"] >= target.min_zipped_ratio
-        and -100 * head["accuracy_delta"] <= target.max_accuracy_loss_pt
+        and -100 * head["quality_change"] <= target.max_accuracy_loss_pt
         and faster
     )
 
@@ -167,8 +169,8 @@ def markdown(results: dict[str, Any]) -> str:
                 f"| {sizes['float_tflite']['zipped_bytes']} -> "
                 f"{sizes['compressed_tflite']['zipped_bytes']} "
                 f"| {head['tflite_zipped_ratio']:.1f}x "
-                f"| {100 * head['float_accuracy']:.2f}% -> {100 * head['compressed_accuracy']:.2f}% "
-                f"| {100 * head['accuracy_delta']:+.2f} "
+                f"| {100 * head['float_quality']:.2f}% -> {100 * head['compressed_quality']:.2f}% "
+                f"| {100 * head['quality_change']:+.2f} "
                 f"| {latency['float_tflite']['batch_1']['p50_ms']:.3f} / "
                 f"{latency['compressed_tflite']['batch_1']['p50_ms']:.3f} "
                 f"| {latency['float_tflite']['batch_256']['p50_ms']:.3f} / "

@@ -37,6 +37,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--schema", help="curated schema URI (needed when data.schema is a local file)"
     )
     kubeflow.add_argument(
+        "--module",
+        help="model module the pods import: a gs:// .py file or a path in the image "
+        "(needed when model.module is a local file)",
+    )
+    kubeflow.add_argument(
         "--serving-root",
         help="pushed models go to SERVING_ROOT/{serving,tflite}/NAME (default: the pipeline root)",
     )
@@ -81,6 +86,7 @@ def compile_kubeflow(args: argparse.Namespace) -> int:
         pipeline_root=args.pipeline_root,
         data_path=args.data,
         schema=args.schema,
+        module=args.module,
         serving_root=args.serving_root,
         fmt=args.format,
     )

@@ -4,13 +4,16 @@ for Kubeflow Pipelines v2.
 `yaml` writes a PipelineSpec (schema 2.1) for open-source KFP; `vertex` writes the
 PipelineJob JSON that Vertex AI Pipelines takes. Model code is named by module path
 (`models.<family>.model.run_fn`) and lives in the image, so compiling uploads nothing
-and writes nothing under the pipeline root. Everything the pods read (data, schema)
+and writes nothing under the pipeline root. A model module of one's own (`model.module`)
+is a dotted module installed in the image, a file baked into an image built FROM
+leanline's, or a .py file in a bucket that the steps read (`--module`). Everything the pods read (data, schema)
 and write (artifacts, pushed models) must be a URI they can reach, not a local path.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -26,6 +29,8 @@ FORMAT_SUFFIXES: dict[str, tuple[str, ...]] = {"yaml": (".yaml", ".yml"), "verte
 READABLE_SCHEMES = ("gs",)
 # Where kubeflow/Dockerfile copies configs/ (curated schemas included).
 IMAGE_CONFIGS_DIR = "/opt/leanline/configs"
+# Where kubeflow/README.md suggests an image built FROM leanline's puts model modules.
+IMAGE_MODULES_DIR = "/opt/leanline/modules"
 
 
 def is_remote_uri(path: str) -> bool:
@@ -61,17 +66,32 @@ def cluster_data_path(config: LeanlineConfig, data: str | None = None) -> str:
     return check_cluster_uri("data.path", config.data.path)
 
 
-def cluster_config(config: LeanlineConfig, schema: str | None = None) -> LeanlineConfig:
-    """The config with its curated schema (if any) at a URI the pods can read."""
+def cluster_config(
+    config: LeanlineConfig, schema: str | None = None, module: str | None = None
+) -> LeanlineConfig:
+    """The config with its curated schema (if any) and its model module file (if any) where
+    the pods can read them."""
     if schema:
         check_cluster_uri("--schema", schema)
         data = {**config.data.model_dump(by_alias=True), "schema": schema}
-        return config.with_overrides(data=data)
-    if config.data.schema_path and not is_remote_uri(config.data.schema_path):
+        config = config.with_overrides(data=data)
+    elif config.data.schema_path and not is_remote_uri(config.data.schema_path):
         raise UserError(
             f"data.schema {config.data.schema_path!r} is local; pods cannot read it: pass "
             "--schema with a copy in a bucket (gs://BUCKET/schema.pbtxt) or the one baked into "
             f"the image under {IMAGE_CONFIGS_DIR}/"
+        )
+    if module:
+        if is_remote_uri(module):
+            check_cluster_uri("--module", module)
+        return config.with_overrides(model={"module": module})
+    if config.model.module_is_file and not is_remote_uri(config.model.module):
+        raise UserError(
+            f"model.module {config.model.module!r} is a local file; pods cannot import it: "
+            "pass --module with a copy in a bucket (gs://BUCKET/model_v1.py; a new name per "
+            "version, as steps are cached by their settings) or the path where your image "
+            f"holds it (an image built FROM leanline's, e.g. COPY it to {IMAGE_MODULES_DIR}/), "
+            "or name a dotted module installed in the image"
         )
     return config
 
@@ -84,6 +104,7 @@ def compile_pipeline(
     pipeline_root: str | None = None,
     data_path: str | None = None,
     schema: str | None = None,
+    module: str | None = None,
     serving_root: str | None = None,
     fmt: PipelineFormat = "yaml",
 ) -> Path:
@@ -93,12 +114,13 @@ def compile_pipeline(
     under `serving_root` (default: the pipeline root)."""
     output_path = Path(output_path)
     _check_suffix(output_path, fmt)
+    _check_pipeline_name(config.name)
     image = image or config.kubeflow.image
     pipeline_root = check_cluster_uri(
         "pipeline root", pipeline_root or config.kubeflow.pipeline_root
     )
     serving_root = check_cluster_uri("--serving-root", serving_root or pipeline_root)
-    config = cluster_config(config, schema)
+    config = cluster_config(config, schema, module)
     data_path = cluster_data_path(config, data_path)
     # TFX loads only now: a wrong flag fails at once, not after TensorFlow's import.
     from tfx.orchestration.kubeflow.v2 import kubeflow_v2_dag_runner
@@ -125,6 +147,18 @@ def compile_pipeline(
     output_path.parent.mkdir(parents=True, exist_ok=True)
     output_path.write_text(_render(pipeline_job, fmt, image))
     return output_path
+
+
+# Kubeflow Pipelines v2's pipeline names: stricter than leanline's, which allow '_'.
+KFP_PIPELINE_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,127}")
+
+
+def _check_pipeline_name(name: str) -> None:
+    if not KFP_PIPELINE_NAME.fullmatch(name):
+        raise UserError(
+            f"name {name!r}: Kubeflow Pipelines names hold only lowercase letters, digits "
+            f"and '-'; rename it (e.g. {name.replace('_', '-')!r}) to compile it"
+        )
 
 
 def _check_suffix(output_path: Path, fmt: PipelineFormat) -> None:

@@ -8,6 +8,7 @@ installed Python package (the taxi CSV in the tfx wheel, for instance).
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import os
 import re
@@ -21,7 +22,39 @@ from pipeline.errors import UserError
 
 PACKAGE_PREFIX = "package:"
 MODEL_FAMILIES = ("tabular", "taxi", "digits")
+# Families that train a regressor as well as a classifier (`model.task: regression`).
+REGRESSION_FAMILIES = ("tabular",)
 BUNDLED_DATASETS = ("taxi", "penguins", "digits")
+# tf_keras metrics (TFMA names) for which a lower value is the better model; every other
+# metric is gated as higher-is-better.
+LOWER_IS_BETTER_METRICS = frozenset(
+    {
+        "mean_squared_error",
+        "root_mean_squared_error",
+        "mean_absolute_error",
+        "mean_absolute_percentage_error",
+        "mean_squared_logarithmic_error",
+        "log_cosh_error",
+        "binary_crossentropy",
+        "categorical_crossentropy",
+        "sparse_categorical_crossentropy",
+        "hinge",
+        "squared_hinge",
+        "poisson",
+    }
+)
+# `evaluation.metrics` and the gated metric when a config names none, by kind of model.
+DEFAULT_METRICS = {
+    "binary": (["BinaryAccuracy", "AUC", "ExampleCount"], "binary_accuracy"),
+    "multiclass": (["SparseCategoricalAccuracy", "ExampleCount"], "sparse_categorical_accuracy"),
+    "regression": (
+        ["MeanSquaredError", "MeanAbsoluteError", "ExampleCount"],
+        "mean_absolute_error",
+    ),
+}
+# A Python file (`models/churn.py`, relative to the config) or a dotted module name.
+MODULE_FILE_SUFFIX = ".py"
+_DOTTED_MODULE = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
 
 
 def metric_name(class_name: str) -> str:
@@ -73,7 +106,7 @@ class DataConfig(_Strict):
 class LabelConfig(_Strict):
     # The raw column the label comes from (family taxi derives "big tipper" from it).
     column: str
-    # Number of classes; 2 means one sigmoid output, more means softmax.
+    # Classification only: number of classes; 2 means one sigmoid output, more a softmax.
     num_classes: Annotated[int, Field(ge=2)] = 2
 
 
@@ -109,22 +142,79 @@ class FeaturesConfig(_Strict):
 
 
 class ModelConfig(_Strict):
-    # models.<family>: preprocessing.preprocessing_fn and model.run_fn.
-    family: Literal["tabular", "taxi", "digits"]
+    # A bundled family, models.<family> (preprocessing.preprocessing_fn, model.build_model),
+    # or the user's own module defining preprocessing_fn(inputs, custom_config) and
+    # build_model(inputs, model_config): a .py file (relative to the config) or a dotted
+    # module name. Exactly one of the two.
+    family: Literal["tabular", "taxi", "digits"] | None = None
+    module: str | None = None
+    # classification: class probabilities out; regression: one number, MSE loss.
+    task: Literal["classification", "regression"] = "classification"
     features: FeaturesConfig = FeaturesConfig()
     label: LabelConfig
     hidden_units: list[PositiveInt] = [64, 32]
     vocab_size: PositiveInt = 1000
     oov_buckets: PositiveInt = 10
+    # Free-form settings for a model module (read from model_config.params).
+    params: dict[str, Any] = {}
+
+    @property
+    def is_regression(self) -> bool:
+        return self.task == "regression"
+
+    @property
+    def kind(self) -> Literal["binary", "multiclass", "regression"]:
+        if self.is_regression:
+            return "regression"
+        return "binary" if self.label.num_classes == 2 else "multiclass"
+
+    @property
+    def name(self) -> str:
+        """The family, or the module's name (its file name without `.py`)."""
+        if self.family:
+            return self.family
+        return Path(self.module).stem if self.module_is_file else self.module.rpartition(".")[2]
+
+    @property
+    def package(self) -> str:
+        """The package under models/ whose preprocessing_fn and run_fn the pipeline names."""
+        return self.family or "custom"
+
+    @property
+    def module_is_file(self) -> bool:
+        return self.module is not None and self.module.endswith(MODULE_FILE_SUFFIX)
 
     @model_validator(mode="after")
-    def _features_for_tabular(self) -> ModelConfig:
-        if self.family != "digits" and not self.features.all_columns():
+    def _consistent(self) -> ModelConfig:
+        if (self.family is None) == (self.module is None):
+            raise ValueError(
+                "set exactly one of `family` (tabular, taxi, digits) or `module` (your own "
+                "preprocessing_fn and build_model: a .py file or a dotted module name)"
+            )
+        if self.module is not None and not (
+            self.module_is_file or _DOTTED_MODULE.match(self.module)
+        ):
+            raise ValueError(
+                f"module {self.module!r} is neither a .py file nor a dotted module name "
+                "(e.g. models/churn.py or my_models.churn)"
+            )
+        if self.family in ("tabular", "taxi") and not self.features.all_columns():
             raise ValueError(
                 f"model family {self.family!r} needs at least one feature in `features`"
             )
         if self.label.column in self.features.all_columns():
             raise ValueError(f"label column {self.label.column!r} is also listed as a feature")
+        if self.is_regression:
+            if self.family is not None and self.family not in REGRESSION_FAMILIES:
+                raise ValueError(
+                    f"task regression: model family {self.family!r} is a classifier; use "
+                    f"family {' or '.join(REGRESSION_FAMILIES)}, or your own module"
+                )
+            # 2 is the default, which a saved run config spells out.
+            if self.label.num_classes != 2:
+                raise ValueError(
+                    "label.num_classes is for classification; a regression label is a number"
+                )
         return self
 
 
@@ -188,15 +278,81 @@ class CompressionConfig(_Strict):
         return self
 
 
+ChangeBound = tuple[Literal["absolute", "relative"], float]
+
+
 class ThresholdsConfig(_Strict):
-    # The TFMA metric the gate reads (a metric listed in `metrics`).
+    """The gates on the overall slice. A higher-is-better metric (accuracy, AUC) has a
+    floor and may drop by an absolute amount; a lower-is-better one (an error, a loss;
+    LOWER_IS_BETTER_METRICS) has an optional ceiling and may grow by a fraction of the
+    baseline's value."""
+
+    # The TFMA metric the gate reads (a metric listed in `metrics`); the default depends
+    # on the task (DEFAULT_METRICS).
     metric: str = "binary_accuracy"
-    # Absolute lower bound on the overall slice.
-    min_value: Fraction = 0.5
-    # How much the compressed model may lose against the uncompressed one of the same run.
-    max_drop_vs_uncompressed: Fraction = 0.005
-    # How much it may lose against the last blessed model.
-    max_drop_vs_blessed: Fraction = 0.01
+    # Higher is better: absolute lower bound (default 0.5), and how much the compressed
+    # model may lose against the uncompressed one of the same run and against the last
+    # blessed model (defaults 0.005 and 0.01).
+    min_value: Fraction | None = None
+    max_drop_vs_uncompressed: Fraction | None = None
+    max_drop_vs_blessed: Fraction | None = None
+    # Lower is better: absolute upper bound (default none), and how much it may grow,
+    # as a fraction of the baseline's value (defaults 0.05 and 0.05: 5% more error).
+    max_value: float | None = None
+    max_increase_vs_uncompressed: Annotated[float, Field(ge=0.0)] | None = None
+    max_increase_vs_blessed: Annotated[float, Field(ge=0.0)] | None = None
+
+    @property
+    def lower_is_better(self) -> bool:
+        return self.metric in LOWER_IS_BETTER_METRICS
+
+    @property
+    def floor(self) -> float | None:
+        return None if self.lower_is_better else _given(self.min_value, 0.5)
+
+    @property
+    def ceiling(self) -> float | None:
+        return self.max_value
+
+    @property
+    def vs_uncompressed(self) -> ChangeBound:
+        """How far the metric may move against the run's uncompressed model."""
+        if self.lower_is_better:
+            return "relative", _given(self.max_increase_vs_uncompressed, 0.05)
+        return "absolute", _given(self.max_drop_vs_uncompressed, 0.005)
+
+    @property
+    def vs_blessed(self) -> ChangeBound:
+        """How far the metric may move against the last pushed model."""
+        if self.lower_is_better:
+            return "relative", _given(self.max_increase_vs_blessed, 0.05)
+        return "absolute", _given(self.max_drop_vs_blessed, 0.01)
+
+    @model_validator(mode="after")
+    def _bounds_fit_the_direction(self) -> ThresholdsConfig:
+        if self.lower_is_better:
+            wrong, direction, use = (
+                ("min_value", "max_drop_vs_uncompressed", "max_drop_vs_blessed"),
+                "lower",
+                "max_value, max_increase_vs_uncompressed and max_increase_vs_blessed",
+            )
+        else:
+            wrong, direction, use = (
+                ("max_value", "max_increase_vs_uncompressed", "max_increase_vs_blessed"),
+                "higher",
+                "min_value, max_drop_vs_uncompressed and max_drop_vs_blessed",
+            )
+        given = [key for key in wrong if getattr(self, key) is not None]
+        if given:
+            raise ValueError(
+                f"{', '.join(given)} cannot bound {self.metric!r}, for which {direction} is "
+                f"better; use {use}"
+            )
+        return self
+
+
+def _given(value: float | None, default: float) -> float:
+    return default if value is None else value
 
 
 class EvaluationConfig(_Strict):
@@ -255,6 +411,39 @@ class LeanlineConfig(_Strict):
     output_dir: str | None = None
     # Directory of the YAML file; relative paths resolve against it.
     config_dir: str = Field(default=".", exclude=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _metrics_for_the_task(cls, data: Any) -> Any:
+        """Fills `evaluation.metrics` and the gated metric for the kind of model when the
+        config names no metrics: accuracy for classifiers, errors for regressors."""
+        if not isinstance(data, dict) or not isinstance(data.get("model"), dict):
+            return data
+        evaluation = data.get("evaluation") or {}
+        if not isinstance(evaluation, dict) or "metrics" in evaluation:
+            return data
+        model, label = data["model"], data["model"].get("label")
+        num_classes = label.get("num_classes", 2) if isinstance(label, dict) else 2
+        if model.get("task") == "regression":
+            kind = "regression"
+        else:
+            kind = "binary" if num_classes == 2 else "multiclass"
+        metrics, gated = DEFAULT_METRICS[kind]
+        thresholds = evaluation.get("thresholds") or {}
+        if isinstance(thresholds, dict):
+            thresholds = {"metric": gated, **thresholds}
+        return {**data, "evaluation": {**evaluation, "metrics": metrics, "thresholds": thresholds}}
+
+    @model_validator(mode="after")
+    def _regression_gates_an_error(self) -> LeanlineConfig:
+        thresholds = self.evaluation.thresholds
+        if self.model.is_regression and not thresholds.lower_is_better:
+            raise ValueError(
+                f"evaluation.thresholds.metric {thresholds.metric!r}: a regression model is "
+                "gated on an error, lower is better (e.g. mean_absolute_error or "
+                "mean_squared_error, computed from MeanAbsoluteError, MeanSquaredError)"
+            )
+        return self
 
     def resolve(self, path: str) -> str:
         """Absolute path for a config path: `package:` URIs, ~, and paths relative to the YAML."""
@@ -323,6 +512,8 @@ def _format_errors(source: str, error: ValidationError) -> str:
 
 def _check_paths(config: LeanlineConfig, source: str) -> None:
     checks = [("data.path", config.data.path), ("data.schema", config.data.schema_path)]
+    if config.model.module_is_file:
+        checks.append(("model.module", config.model.module))
     for key, value in checks:
         if value is None or "://" in value:
             continue
@@ -370,6 +561,7 @@ def write_run_config(config: LeanlineConfig, output_dir: Path) -> Path:
     for key in ("path", "schema"):
         if data["data"].get(key):
             data["data"][key] = config.resolve(data["data"][key])
+    data["model"] = resolved_model(config)
     data["output_dir"] = str(output_dir)
     path = output_dir / RUN_CONFIG_FILE
     partial = path.with_name(f".{RUN_CONFIG_FILE}.partial")
@@ -392,9 +584,31 @@ def load_run_config(run_dir: str | os.PathLike[str]) -> LeanlineConfig:
     return load_config(path, check_paths=False)
 
 
+def resolved_model(config: LeanlineConfig) -> dict[str, Any]:
+    """The model section with a module file's path made absolute."""
+    model = config.model.model_dump()
+    if config.model.module_is_file:
+        model["module"] = config.resolve(config.model.module)
+    return model
+
+
+# The custom_config key of a module file's content hash (see custom_config).
+MODULE_SHA256_KEY = "module_sha256"
+
+
 def custom_config(
     config: LeanlineConfig, sections: tuple[str, ...] = ("model", "training", "compression")
 ) -> dict[str, Any]:
     """The JSON-able config sections a component receives. Each component gets only the
-    sections it reads, so changing, say, compression settings leaves Transform cached."""
-    return {section: getattr(config, section).model_dump() for section in sections}
+    sections it reads, so changing, say, compression settings leaves Transform cached.
+
+    A local model module file also adds its content hash: components name it by path,
+    and without the hash an edited module would be answered from TFX's cache.
+    """
+    sections_data = {section: getattr(config, section).model_dump() for section in sections}
+    if "model" in sections:
+        model = sections_data["model"] = resolved_model(config)
+        if config.model.module_is_file and os.path.isfile(model["module"]):
+            digest = hashlib.sha256(Path(model["module"]).read_bytes()).hexdigest()
+            sections_data[MODULE_SHA256_KEY] = digest
+    return sections_data

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
+
 from tensorflow_model_analysis.proto import config_pb2
 
 from models.common.features import LABEL_KEY
-from pipeline.config import EvaluationConfig, metric_name
+from pipeline.config import ChangeBound, EvaluationConfig, ThresholdsConfig, metric_name
 
 CANDIDATE = "candidate"
 BASELINE = "baseline"
@@ -29,18 +31,53 @@ def _model_spec(name: str, is_baseline: bool) -> config_pb2.ModelSpec:
     )
 
 
-def eval_config(evaluation: EvaluationConfig, max_drop_vs_baseline: float) -> config_pb2.EvalConfig:
-    """Candidate vs baseline: an absolute floor on the overall slice and a bounded drop."""
-    thresholds = evaluation.thresholds
-    gated = config_pb2.MetricThreshold(
-        value_threshold=config_pb2.GenericValueThreshold(
-            lower_bound={"value": thresholds.min_value}
-        ),
-        change_threshold=config_pb2.GenericChangeThreshold(
-            direction=config_pb2.MetricDirection.HIGHER_IS_BETTER,
-            absolute={"value": -max_drop_vs_baseline},
-        ),
+def _metric_threshold(
+    thresholds: ThresholdsConfig, change: ChangeBound
+) -> config_pb2.MetricThreshold:
+    """The gated metric's absolute bound, and how far it may move against the baseline:
+    down by an absolute amount when higher is better, up by a fraction of the baseline's
+    value when lower is better (TFMA's relative change is (candidate - baseline) / baseline)."""
+    # Always some value bound: with no baseline yet (a first run) TFMA drops the change
+    # threshold, and a threshold left with no bound at all fails as "missing".
+    value_threshold = config_pb2.GenericValueThreshold()
+    if thresholds.floor is not None:
+        value_threshold.lower_bound.value = thresholds.floor
+    if thresholds.ceiling is not None or thresholds.floor is None:
+        value_threshold.upper_bound.value = (
+            math.inf if thresholds.ceiling is None else thresholds.ceiling
+        )
+    kind, amount = change
+    if thresholds.lower_is_better:
+        direction, bound = config_pb2.MetricDirection.LOWER_IS_BETTER, amount
+    else:
+        direction, bound = config_pb2.MetricDirection.HIGHER_IS_BETTER, -amount
+    change_threshold = config_pb2.GenericChangeThreshold(direction=direction)
+    getattr(change_threshold, kind).value = bound
+    return config_pb2.MetricThreshold(
+        value_threshold=value_threshold, change_threshold=change_threshold
     )
+
+
+def gate_words(thresholds: ThresholdsConfig, change: ChangeBound, baseline: str) -> str:
+    """The gate in words: `binary_accuracy must be >= 0.6 and drop by at most 0.005 vs the
+    uncompressed model`."""
+    bounds = []
+    if thresholds.floor is not None:
+        bounds.append(f"be >= {thresholds.floor}")
+    if thresholds.ceiling is not None:
+        bounds.append(f"be <= {thresholds.ceiling}")
+    kind, amount = change
+    if thresholds.lower_is_better:
+        bounds.append(f"grow by at most {100 * amount:g}% vs {baseline}")
+    else:
+        bounds.append(f"drop by at most {amount:g} vs {baseline}")
+    return f"{thresholds.metric} must {' and '.join(bounds)}"
+
+
+def eval_config(evaluation: EvaluationConfig, change: ChangeBound) -> config_pb2.EvalConfig:
+    """Candidate vs baseline: an absolute bound on the overall slice and a bounded change."""
+    thresholds = evaluation.thresholds
+    gated = _metric_threshold(thresholds, change)
     # Gate on the overall slice only: small slices are reported, not allowed to block a push.
     overall_only = [
         config_pb2.PerSliceMetricThreshold(

@@ -26,8 +26,9 @@ from tfx.orchestration.local.local_dag_runner import LocalDagRunner
 from tfx.orchestration.metadata import sqlite_metadata_connection_config
 from tfx.orchestration.pipeline import Pipeline
 
+from models.custom.loader import check_module
 from pipeline import summary
-from pipeline.config import LeanlineConfig, write_run_config
+from pipeline.config import LeanlineConfig, resolved_model, write_run_config
 from pipeline.datasets import data_path
 from pipeline.errors import UserError
 from pipeline.pipeline import create_pipeline
@@ -132,6 +133,8 @@ def run_local(
     goes to <output>/logs/.
     """
     output_dir = config.output_path
+    if config.model.module:  # a broken module stops the run now, not inside Transform
+        check_module(resolved_model(config)["module"])
     checked = check_inputs(config, data_path(config, output_dir, data))  # seconds, not Beam
     with exclusive_output_dir(output_dir):
         write_run_config(config, output_dir)

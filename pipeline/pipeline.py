@@ -107,7 +107,7 @@ class TrainingStages:
 
 
 def training_stages(config: LeanlineConfig, data_path: str) -> TrainingStages:
-    family = config.model.family
+    package = config.model.package
     example_gen = example_gen_component(config, data_path)
     examples = example_gen.outputs["examples"]
     statistics_gen = StatisticsGen(examples=examples)
@@ -121,7 +121,7 @@ def training_stages(config: LeanlineConfig, data_path: str) -> TrainingStages:
     transform = Transform(
         examples=examples,
         schema=schema,
-        preprocessing_fn=f"models.{family}.preprocessing.preprocessing_fn",
+        preprocessing_fn=f"models.{package}.preprocessing.preprocessing_fn",
         custom_config=custom_config(config, ("model",)),
         # StatisticsGen already describes the data; Transform's own pre/post statistics
         # would roughly double its time and nothing reads them.
@@ -133,7 +133,7 @@ def training_stages(config: LeanlineConfig, data_path: str) -> TrainingStages:
         force_tf_compat_v1=True,
     )
     trainer = Trainer(
-        run_fn=f"models.{family}.model.run_fn",
+        run_fn=f"models.{package}.model.run_fn",
         examples=transform.outputs["transformed_examples"],
         transform_graph=transform.outputs["transform_graph"],
         schema=schema,
@@ -179,7 +179,7 @@ def create_pipeline(
         examples=examples,
         model=compressed_model,
         baseline_model=stages.trainer.outputs["model"],
-        eval_config=eval_config(evaluation, evaluation.thresholds.max_drop_vs_uncompressed),
+        eval_config=eval_config(evaluation, evaluation.thresholds.vs_uncompressed),
     ).with_id(EVALUATE_COMPRESSION)
 
     latest_blessed = Resolver(
@@ -202,7 +202,7 @@ def create_pipeline(
             examples=examples,
             model=compressed_model,
             baseline_model=latest_blessed.outputs["model"],
-            eval_config=eval_config(evaluation, evaluation.thresholds.max_drop_vs_blessed),
+            eval_config=eval_config(evaluation, evaluation.thresholds.vs_blessed),
         ).with_id(EVALUATE_VS_BLESSED)
         pusher = ServingPusher(
             model=compressed_model,

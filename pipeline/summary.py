@@ -12,6 +12,7 @@ from typing import Any
 import ml_metadata as mlmd
 from ml_metadata.proto import metadata_store_pb2
 
+from models.common.quality import quality_change_words
 from pipeline.config import LeanlineConfig
 
 SUMMARY_FILE = "run_summary.json"
@@ -56,9 +57,12 @@ class RunSummary:
         model is, what it lost, and whether it was pushed."""
         return {
             "tflite_zipped_ratio": self.compression.get("tflite_zipped_ratio"),
-            "float_accuracy": self.compression.get("float_accuracy"),
-            "compressed_accuracy": self.compression.get("compressed_accuracy"),
-            "accuracy_delta": self.compression.get("accuracy_delta"),
+            # accuracy, or mean_absolute_error for a regressor; then its two values.
+            "quality_metric": self.compression.get("quality_metric"),
+            "float_quality": self.compression.get("float_quality"),
+            "compressed_quality": self.compression.get("compressed_quality"),
+            "quality_change": self.compression.get("quality_change"),
+            "quality_relative_change": self.compression.get("quality_relative_change"),
             "pushed": self.pushed,
             "pushed_version": self.pushed_version,
             "not_pushed_reason": None if self.pushed else self.error or self.not_pushed_reason,
@@ -229,15 +233,13 @@ def summarize(config: LeanlineConfig, metadata_path: Path, wall_seconds: float) 
 
 
 def _why_not_pushed(run: RunSummary, config: LeanlineConfig) -> str:
+    from pipeline.evaluation import gate_words
     from pipeline.pipeline import EVALUATE_COMPRESSION
 
     thresholds = config.evaluation.thresholds
     if run.blessings.get(EVALUATE_COMPRESSION) is False:
-        return (
-            f"{EVALUATE_COMPRESSION} did not bless the compressed model: {thresholds.metric} must be "
-            f">= {thresholds.min_value} and may drop at most {thresholds.max_drop_vs_uncompressed} "
-            "vs the uncompressed model"
-        )
+        gate = gate_words(thresholds, thresholds.vs_uncompressed, "the uncompressed model")
+        return f"{EVALUATE_COMPRESSION} did not bless the compressed model: {gate}"
     return "the pipeline did not reach the pusher"
 
 
@@ -252,12 +254,11 @@ def write(run: RunSummary, output_dir: Path) -> Path:
 def format_table(run: RunSummary) -> str:
     lines = [f"leanline run {run.run_id} of {run.pipeline!r}: {run.wall_seconds:.1f} s"]
     result = run.result()
-    if result["tflite_zipped_ratio"] is not None:
+    if result["tflite_zipped_ratio"] is not None and result["quality_metric"]:
         lines.append(
             f"  compressed: TFLite {result['tflite_zipped_ratio']:.1f}x smaller zipped, "
-            f"accuracy {100 * result['float_accuracy']:.2f}% -> "
-            f"{100 * result['compressed_accuracy']:.2f}% "
-            f"({100 * result['accuracy_delta']:+.2f} pt, compression report's eval rows); "
+            f"{quality_change_words(result['quality_metric'], result)} on the compression "
+            "report's eval rows; "
             + (f"pushed as version {run.pushed_version}" if run.pushed else "not pushed")
         )
     width = max((len(c.id) for c in run.components), default=10)

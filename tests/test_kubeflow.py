@@ -378,3 +378,41 @@ def test_a_bad_package_is_refused_before_contacting_the_host(
         path.write_text("{}")
     with pytest.raises(UserError, match=message):
         submit(package=path, host=f"http://127.0.0.1:{closed_loopback_port()}")
+
+
+def test_a_model_module_reaches_the_pods_from_a_bucket_or_the_image(tmp_path):
+    config = load_config(REPO / "examples" / "custom_model" / "penguins.yaml")
+    # A local module file is refused: a pod cannot import a file on this machine.
+    with pytest.raises(
+        UserError, match=r"model.module 'penguins_model.py' is a local file.*--module"
+    ):
+        compile_pipeline(config, tmp_path / "local.yaml", pipeline_root="gs://bucket/root",
+                         data_path=DATA["penguins"])  # fmt: skip
+
+    module = "gs://bucket/modules/penguins_model_v1.py"
+    package = compile_pipeline(
+        config, tmp_path / "custom.yaml", image=IMAGE, pipeline_root="gs://bucket/root",
+        data_path=DATA["penguins"], module=module,
+    )  # fmt: skip
+    tasks = parse_spec(package).root.dag.tasks
+    assert (
+        constant(tasks["Transform"], "preprocessing_fn")
+        == "models.custom.preprocessing.preprocessing_fn"
+    )
+    assert constant(tasks["Trainer"], "run_fn") == "models.custom.model.run_fn"
+    for task in ("Transform", "Trainer", "Compressor"):
+        model = json.loads(constant(tasks[task], "custom_config"))["model"]
+        assert model["module"] == module, task
+
+    with pytest.raises(UserError, match=r"--module 's3://bucket/m.py'.*opens gs://"):
+        compile_pipeline(config, tmp_path / "s3.yaml", pipeline_root="gs://bucket/root",
+                         data_path=DATA["penguins"], module="s3://bucket/m.py")  # fmt: skip
+
+
+def test_a_name_kubeflow_refuses_is_named_before_compiling(tmp_path):
+    config = load_config(REPO / "configs" / "penguins.yaml").with_overrides(name="penguins_v2")
+    with pytest.raises(
+        UserError, match=r"name 'penguins_v2': Kubeflow Pipelines names.*'penguins-v2'"
+    ):
+        compile_pipeline(config, tmp_path / "p.yaml", pipeline_root="gs://bucket/root",
+                         data_path=DATA["penguins"])  # fmt: skip

@@ -43,19 +43,22 @@ REQUEST_ROWS = 16
 MIN_EVAL_ACCURACY = {"penguins": 0.8, "digits": 0.8}
 
 
-def _tiny_tabular_model(num_classes: int = 2) -> keras.Model:
-    inputs = {
-        "x_xf": ModelInput("x_xf", tf.float32, (), None),
-        "colour_xf": ModelInput("colour_xf", tf.int64, (), 5),
-    }
-    model = ModelConfig.model_validate(
+def _tiny_model_config(num_classes: int = 2) -> ModelConfig:
+    return ModelConfig.model_validate(
         {
             "family": "tabular",
             "features": {"numeric": ["x"], "categorical": ["colour"]},
             "label": {"column": "y", "num_classes": num_classes},
         }
     )
-    return tabular_model.build_model(inputs, model)
+
+
+def _tiny_tabular_model(num_classes: int = 2) -> keras.Model:
+    inputs = {
+        "x_xf": ModelInput("x_xf", tf.float32, (), None),
+        "colour_xf": ModelInput("colour_xf", tf.int64, (), 5),
+    }
+    return tabular_model.build_model(inputs, _tiny_model_config(num_classes))
 
 
 def _toy_data() -> tf.data.Dataset:
@@ -77,7 +80,7 @@ def test_mirrored_strategy_trains_on_a_cpu_only_host():
     assert strategy.num_replicas_in_sync == max(1, len(tf.config.list_physical_devices("GPU")))
     with strategy.scope():
         model = _tiny_tabular_model()
-        compile_model(model, num_classes=2, learning_rate=0.05)
+        compile_model(model, _tiny_model_config(), learning_rate=0.05)
     assert all(strategy.extended.variable_created_in_scope(v) for v in model.weights)
     history = model.fit(_toy_data(), epochs=3, verbose=0)
     assert history.history["loss"][-1] < history.history["loss"][0]

@@ -31,6 +31,7 @@ from tfx.utils import io_utils, json_utils, path_utils
 from models.common import compression
 from models.common.export import export_serving_model, keras_model_path
 from models.common.features import compression_config, model_config, training_config
+from models.custom.loader import load_module
 
 MODEL_KEY = "model"
 TRANSFORM_GRAPH_KEY = "transform_graph"
@@ -49,10 +50,13 @@ ENABLED_PROPERTY = "compression_enabled"
 FLOAT_PROPERTIES = (
     "tflite_zipped_ratio",
     "saved_model_zipped_ratio",
-    "float_accuracy",
-    "compressed_accuracy",
-    "accuracy_delta",
+    "float_quality",
+    "compressed_quality",
+    "quality_change",
+    "quality_relative_change",
 )
+# Which quality the float properties hold: accuracy, or mean_absolute_error (regression).
+QUALITY_METRIC_PROPERTY = "quality_metric"
 FLOAT_TFLITE_ZIPPED_PROPERTY = "float_tflite_zipped_bytes"
 COMPRESSED_TFLITE_ZIPPED_PROPERTY = "compressed_tflite_zipped_bytes"
 
@@ -92,13 +96,14 @@ def _pass_through(
     )
     report.set_int_custom_property(ENABLED_PROPERTY, 0)
     report.set_float_custom_property("tflite_zipped_ratio", 1.0)
-    report.set_float_custom_property("accuracy_delta", 0.0)
+    report.set_float_custom_property("quality_change", 0.0)
     report.set_int_custom_property(FLOAT_TFLITE_ZIPPED_PROPERTY, size.zipped_bytes)
     report.set_int_custom_property(COMPRESSED_TFLITE_ZIPPED_PROPERTY, size.zipped_bytes)
 
 
 def _record_headline(report_artifact: types.Artifact, report: compression.Report) -> None:
     report_artifact.set_int_custom_property(ENABLED_PROPERTY, 1)
+    report_artifact.set_string_custom_property(QUALITY_METRIC_PROPERTY, report.quality_metric)
     for name in FLOAT_PROPERTIES:
         report_artifact.set_float_custom_property(name, report.headline[name])
     report_artifact.set_int_custom_property(
@@ -122,6 +127,10 @@ class Executor(base_executor.BaseExecutor):
         model_uri = artifact_utils.get_single_uri(input_dict[MODEL_KEY])
         compressed_artifact = artifact_utils.get_single_instance(output_dict[COMPRESSED_MODEL_KEY])
         report_artifact = artifact_utils.get_single_instance(output_dict[COMPRESSION_REPORT_KEY])
+        model = model_config(custom_config)
+        if model.module:
+            # Registers the module's custom Keras objects, which loading the model needs.
+            load_module(model.module)
         float_model = keras.models.load_model(
             keras_model_path(path_utils.serving_model_path(model_uri)), compile=False
         )
@@ -129,7 +138,6 @@ class Executor(base_executor.BaseExecutor):
             _pass_through(float_model, model_uri, compressed_artifact, report_artifact)
             return
 
-        model = model_config(custom_config)
         tf_transform_output = tft.TFTransformOutput(
             artifact_utils.get_single_uri(input_dict[TRANSFORM_GRAPH_KEY])
         )
@@ -145,7 +153,7 @@ class Executor(base_executor.BaseExecutor):
         compressed = compression.compress(
             float_model, config, inputs.fine_tuning, inputs.calibration
         )
-        report = compression.measure(float_model, compressed, config, inputs.eval_rows)
+        report = compression.measure(float_model, compressed, config, inputs.eval_rows, model)
         export_serving_model(
             compressed.keras_model,
             tf_transform_output,

@@ -12,7 +12,7 @@ component and benchmarks/compression.py both build on them.
   and activations, ranges calibrated on train rows), `qat` and `pqat` (int8 learned with
   fake-quant ops while fine-tuning; pqat keeps the pruned zeros at zero).
 - TFLite models take and return what the Keras model does (float features, int64 ids,
-  float probabilities); the ops inside are int8. So both run on the same feature dict.
+  float probabilities or predictions); the ops inside are int8. So both run on the same feature dict.
 """
 
 from __future__ import annotations
@@ -33,10 +33,18 @@ import tensorflow_model_optimization as tfmot
 import tensorflow_transform as tft
 import tf_keras as keras
 from ai_edge_litert.interpreter import Interpreter
-from sklearn.metrics import roc_auc_score
 from tensorflow.lite.tools import flatbuffer_utils
 
 from models.common.data import FilePatterns, count_examples, transformed_dataset
+from models.common.quality import (
+    HEADLINE_METRIC,
+    QUALITY_TITLES,
+    Quality,
+    format_quality,
+    quality,
+    quality_change,
+    quality_change_words,
+)
 from models.common.train import compile_model, steps_per_epoch
 from pipeline.config import CompressionConfig, ModelConfig, PruningConfig, TrainingConfig
 from pipeline.errors import UserError
@@ -70,13 +78,14 @@ class FineTuning:
 
     data: tf.data.Dataset
     steps_per_epoch: int
-    num_classes: int
+    # Task and label: the loss and metrics fine-tuning compiles with.
+    model: ModelConfig
     learning_rate: float
 
 
 @dataclass(frozen=True)
 class LabeledRows:
-    """Rows held in memory: feature arrays by transformed name, and their class ids."""
+    """Rows held in memory: feature arrays by transformed name, and their labels (class ids or numbers)."""
 
     features: dict[str, np.ndarray]
     labels: np.ndarray
@@ -130,9 +139,7 @@ def compression_inputs(
         return LabeledRows.from_dataset(dataset)
 
     return CompressionInputs(
-        fine_tuning=FineTuning(
-            train_batches, steps, model.label.num_classes, training.learning_rate
-        ),
+        fine_tuning=FineTuning(train_batches, steps, model, training.learning_rate),
         calibration=first_rows(train_files, compression.representative_examples).features,
         eval_rows=first_rows(eval_files, compression.report_examples),
     )
@@ -169,7 +176,7 @@ def _rebuilt(
 def _fine_tune(
     model: keras.Model, fine_tuning: FineTuning, epochs: int, callbacks: list[Any]
 ) -> None:
-    compile_model(model, fine_tuning.num_classes, fine_tuning.learning_rate)
+    compile_model(model, fine_tuning.model, fine_tuning.learning_rate)
     model.fit(
         fine_tuning.data,
         epochs=epochs,
@@ -415,13 +422,6 @@ class Latency:
     p95_ms: float
 
 
-@dataclass(frozen=True)
-class Quality:
-    accuracy: float
-    # Binary models only.
-    auc: float | None
-
-
 def zipped_size(files: Mapping[str, bytes]) -> int:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
@@ -471,19 +471,6 @@ def predict_in_batches(predict: Predict, features: Features) -> np.ndarray:
             for start in range(0, total, PREDICT_BATCH_SIZE)
         ]
     )
-
-
-def classification_quality(probabilities: np.ndarray, labels: np.ndarray) -> Quality:
-    """Accuracy, and AUC for one sigmoid output; multiclass outputs are softmax rows."""
-    labels = labels.reshape(-1)
-    if probabilities.shape[-1] == 1:
-        scores = probabilities.reshape(-1)
-        predicted = (scores > 0.5).astype(labels.dtype)
-        auc = float(roc_auc_score(labels, scores)) if len(np.unique(labels)) == 2 else None
-    else:
-        predicted = probabilities.argmax(axis=-1)
-        auc = None
-    return Quality(accuracy=float(np.mean(predicted == labels)), auc=auc)
 
 
 def latency(predict: Predict, features: Features, batch_size: int) -> Latency:
@@ -571,6 +558,8 @@ class Report:
     sparsity_by_layer: dict[str, float]
     eval_examples: int
     sizes: dict[str, Size]
+    # The Quality field the headline compares (HEADLINE_METRIC).
+    quality_metric: str
     quality: dict[str, Quality]
     latency_ms: dict[str, dict[str, Latency]]
     headline: dict[str, float] = field(init=False)
@@ -585,10 +574,10 @@ class Report:
             "tflite_zipped_ratio": float_size.zipped_bytes / compressed_size.zipped_bytes,
             "tflite_ratio": float_size.bytes / compressed_size.bytes,
             "saved_model_zipped_ratio": float_sm.zipped_bytes / compressed_sm.zipped_bytes,
-            "float_accuracy": self.quality["float_keras"].accuracy,
-            "compressed_accuracy": self.quality["compressed_tflite"].accuracy,
-            "accuracy_delta": self.quality["compressed_tflite"].accuracy
-            - self.quality["float_keras"].accuracy,
+            **quality_change(
+                getattr(self.quality["float_keras"], self.quality_metric),
+                getattr(self.quality["compressed_tflite"], self.quality_metric),
+            ),
         }
         object.__setattr__(self, "headline", headline)
 
@@ -597,13 +586,13 @@ class Report:
 
     def to_markdown(self) -> str:
         head = self.headline
+        metrics = list(self.quality["float_keras"].shown())
         lines = [
             "# Compression report",
             "",
             f"Compressed TFLite is **{head['tflite_zipped_ratio']:.1f}x smaller zipped** than the "
-            f"float TFLite; accuracy {100 * head['float_accuracy']:.2f}% -> "
-            f"{100 * head['compressed_accuracy']:.2f}% "
-            f"(**{100 * head['accuracy_delta']:+.2f} pt**) on {self.eval_examples} eval rows.",
+            f"float TFLite; {quality_change_words(self.quality_metric, head, bold=True)} "
+            f"on {self.eval_examples} eval rows.",
             "",
             f"- config: quantization `{self.config['quantization']}`, pruning "
             f"{_pruning_words(self.config['pruning'])}",
@@ -611,9 +600,10 @@ class Report:
             f"({TFLITE_THREADS} thread)",
             f"- TFLite inputs in order: {', '.join(i['key'] for i in self.tflite_inputs)}",
             "",
-            "| model | size (bytes) | zipped (bytes) | accuracy | AUC "
-            "| batch 1 p50/p95 ms | batch 256 p50/p95 ms |",
-            "|---|---:|---:|---:|---:|---:|---:|",
+            "| model | size (bytes) | zipped (bytes) | "
+            + " | ".join(QUALITY_TITLES[name] for name in metrics)
+            + " | batch 1 p50/p95 ms | batch 256 p50/p95 ms |",
+            "|---|---:|---:|" + "---:|" * len(metrics) + "---:|---:|",
         ]
         rows = [
             ("float Keras", "float_keras", "float_saved_model_variables"),
@@ -622,15 +612,15 @@ class Report:
             ("compressed TFLite", "compressed_tflite", "compressed_tflite"),
         ]
         for title, variant, size_key in rows:
-            size, quality = self.sizes[size_key], self.quality[variant]
-            auc = "-" if quality.auc is None else f"{quality.auc:.4f}"
+            size, shown = self.sizes[size_key], self.quality[variant].shown()
             timing = [
                 f"{t.p50_ms:.3f} / {t.p95_ms:.3f}"
                 for t in self.latency_ms.get(variant, {}).values()
             ] or ["-", "-"]
             lines.append(
                 f"| {title} | {size.bytes} | {size.zipped_bytes} | "
-                f"{100 * quality.accuracy:.2f}% | {auc} | {' | '.join(timing)} |"
+                + " | ".join(format_quality(name, shown.get(name)) for name in metrics)
+                + f" | {' | '.join(timing)} |"
             )
         lines += [
             "",
@@ -658,8 +648,10 @@ def measure(
     compressed: CompressedModel,
     config: CompressionConfig,
     eval_rows: LabeledRows,
+    model: ModelConfig,
 ) -> Report:
-    """Measures the float and the compressed model side by side on `eval_rows`."""
+    """Measures the float and the compressed model side by side on `eval_rows`, with the
+    quality figures of `model.task`."""
     float_tflite_bytes = to_tflite(float_model)
     float_tflite, compressed_tflite = (
         TfliteModel(float_tflite_bytes),
@@ -671,10 +663,8 @@ def measure(
         "compressed_keras": keras_predictor(compressed.keras_model),
         "compressed_tflite": compressed_tflite,
     }
-    quality = {
-        name: classification_quality(
-            predict_in_batches(predict, eval_rows.features), eval_rows.labels
-        )
+    qualities = {
+        name: quality(predict_in_batches(predict, eval_rows.features), eval_rows.labels, model)
         for name, predict in predictors.items()
     }
     timed = ("float_keras", "float_tflite", "compressed_tflite")
@@ -695,6 +685,7 @@ def measure(
             "float_saved_model_variables": saved_model_variables_size(float_model),
             "compressed_saved_model_variables": saved_model_variables_size(compressed.keras_model),
         },
-        quality=quality,
+        quality_metric=HEADLINE_METRIC[model.task],
+        quality=qualities,
         latency_ms={name: latencies(predictors[name], eval_rows.features) for name in timed},
     )

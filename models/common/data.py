@@ -8,7 +8,9 @@ Compressor passes its own patterns and row limits, so nothing here needs a
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import tensorflow as tf
@@ -41,20 +43,63 @@ def count_examples(file_pattern: FilePatterns) -> int:
     return int(_records(file_pattern).reduce(tf.constant(0, tf.int64), lambda n, _: n + 1))
 
 
-def label_counts(file_pattern: FilePatterns) -> dict[int, int]:
-    """Rows per class id of the transformed label, in one pass that parses only the label."""
-    spec = {LABEL_KEY: tf.io.FixedLenFeature([], tf.int64)}
+def _label_batches(file_pattern: FilePatterns, dtype: tf.dtypes.DType) -> Iterator[np.ndarray]:
+    """The transformed label in batches, parsing nothing else."""
+    spec = {LABEL_KEY: tf.io.FixedLenFeature([], dtype)}
     labels = (
         _records(file_pattern)
         .batch(COUNT_BATCH_SIZE)
         .map(lambda serialized: tf.io.parse_example(serialized, spec)[LABEL_KEY])
     )
+    return labels.as_numpy_iterator()
+
+
+def label_counts(file_pattern: FilePatterns) -> dict[int, int]:
+    """Rows per class id of the transformed label, in one pass that parses only the label."""
     counts: dict[int, int] = {}
-    for batch in labels.as_numpy_iterator():
+    for batch in _label_batches(file_pattern, tf.int64):
         values, batch_counts = np.unique(batch, return_counts=True)
         for value, count in zip(values.tolist(), batch_counts.tolist(), strict=True):
             counts[value] = counts.get(value, 0) + count
     return dict(sorted(counts.items()))
+
+
+@dataclass(frozen=True)
+class LabelStats:
+    """A numeric label over one split: its finite values' moments, and what is not finite."""
+
+    rows: int
+    non_finite: int
+    mean: float
+    std: float
+    min: float
+    max: float
+
+    def describe(self) -> str:
+        return (
+            f"{self.rows} rows, mean {self.mean:.4g}, std {self.std:.4g}, "
+            f"range [{self.min:.4g}, {self.max:.4g}], {self.non_finite} not finite"
+        )
+
+
+def label_stats(file_pattern: FilePatterns, dtype: tf.dtypes.DType) -> LabelStats:
+    """Moments of a numeric transformed label, in one pass that parses only the label."""
+    rows = non_finite = 0
+    total = squares = 0.0
+    low, high = math.inf, -math.inf
+    for batch in _label_batches(file_pattern, dtype):
+        values = batch.astype(np.float64)
+        finite = values[np.isfinite(values)]
+        rows += len(values)
+        non_finite += len(values) - len(finite)
+        if len(finite):
+            total += float(finite.sum())
+            squares += float(np.square(finite).sum())
+            low, high = min(low, float(finite.min())), max(high, float(finite.max()))
+    count = rows - non_finite
+    mean = total / count if count else math.nan
+    variance = max(squares / count - mean * mean, 0.0) if count else math.nan
+    return LabelStats(rows, non_finite, mean, math.sqrt(variance), low, high)
 
 
 def transformed_dataset(

@@ -16,7 +16,8 @@ import tensorflow_transform as tft
 
 from pipeline.config import CompressionConfig, ModelConfig, TrainingConfig
 
-# Every preprocessing_fn outputs the class id (int64, 0..num_classes-1) under this key.
+# Every preprocessing_fn outputs the label under this key: the class id (int64,
+# 0..num_classes-1), or for regression the number (float32).
 LABEL_KEY = "label"
 TRANSFORMED_SUFFIX = "_xf"
 

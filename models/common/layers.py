@@ -7,6 +7,7 @@ from collections.abc import Mapping
 import tf_keras as keras
 
 from models.common.features import ModelInput
+from pipeline.config import ModelConfig
 
 
 def keras_inputs(inputs: Mapping[str, ModelInput]) -> dict[str, keras.Input]:
@@ -22,3 +23,16 @@ def classification_output(hidden: keras.layers.Layer, num_classes: int) -> keras
     if num_classes == 2:
         return keras.layers.Dense(1, activation="sigmoid", name="probabilities")(hidden)
     return keras.layers.Dense(num_classes, activation="softmax", name="probabilities")(hidden)
+
+
+# The regression output's name: one number per row, the label in standard units (train
+# rescales it to the label's own units; see models.common.train.in_label_units).
+PREDICTION_LAYER = "prediction"
+
+
+def model_output(hidden: keras.layers.Layer, model: ModelConfig) -> keras.layers.Layer:
+    """What `model.task` asks for: class probabilities, or one linear unit that predicts
+    the label's z-score."""
+    if model.is_regression:
+        return keras.layers.Dense(1, name=PREDICTION_LAYER)(hidden)
+    return classification_output(hidden, model.label.num_classes)

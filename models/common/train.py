@@ -1,7 +1,8 @@
 """The body of every family's `run_fn`: read the config, train under a strategy, export.
 
-A family only supplies `build_model(inputs, model_config) -> keras.Model`; compiling,
-input data, distribution, history and both exports are the same for all of them.
+A family only supplies `build_model(inputs, model_config) -> keras.Model`; label checks,
+compiling, input data, distribution, history and both exports are the same for all of
+them, classifiers and regressors.
 """
 
 from __future__ import annotations
@@ -19,9 +20,16 @@ import tensorflow_transform as tft
 import tf_keras as keras
 from tfx.components.trainer.fn_args_utils import FnArgs
 
-from models.common.data import count_examples, label_counts, transformed_dataset
+from models.common.data import (
+    LabelStats,
+    count_examples,
+    label_counts,
+    label_stats,
+    transformed_dataset,
+)
 from models.common.export import export_serving_model, keras_model_path
 from models.common.features import (
+    LABEL_KEY,
     ModelInput,
     model_config,
     model_inputs,
@@ -35,11 +43,17 @@ BuildModel = Callable[[Mapping[str, ModelInput], ModelConfig], keras.Model]
 
 RANDOM_SEED = 42
 HISTORY_FILE = "history.json"
+# The fixed layer that puts a regressor's output in the label's units.
+LABEL_SCALE_LAYER = "label_units"
 
 
-def compile_model(model: keras.Model, num_classes: int, learning_rate: float) -> None:
-    """Adam with the loss and metrics that fit the output: sigmoid (2 classes) or softmax."""
-    if num_classes == 2:
+def compile_model(model: keras.Model, model_cfg: ModelConfig, learning_rate: float) -> None:
+    """Adam with the loss and metrics of the task: mean squared error for a regressor,
+    cross-entropy for a sigmoid (2 classes) or softmax classifier."""
+    if model_cfg.is_regression:
+        loss = keras.losses.MeanSquaredError()
+        metrics = [keras.metrics.MeanAbsoluteError(), keras.metrics.RootMeanSquaredError()]
+    elif model_cfg.label.num_classes == 2:
         loss = keras.losses.BinaryCrossentropy()
         metrics = [keras.metrics.BinaryAccuracy(), keras.metrics.AUC(name="auc")]
     else:
@@ -88,6 +102,97 @@ def check_labels(
     return warnings
 
 
+def check_regression_label(train: LabelStats, eval_: LabelStats, model: ModelConfig) -> None:
+    """Refuses a numeric label a regressor cannot learn from: values that are not finite
+    (they would make every weight NaN) or one value for every train row."""
+    column = model.label.column
+    found = f"train: {train.describe()}; eval: {eval_.describe()}"
+    if train.non_finite or eval_.non_finite:
+        raise UserError(
+            f"label column {column!r} holds values that are not finite (NaN, inf); drop or "
+            f"fix those rows. {found}"
+        )
+    if not train.std > 0:
+        raise UserError(
+            f"label column {column!r} has one value for every train row; a model trained on "
+            f"it would answer the same for every row. {found}"
+        )
+
+
+def _checked_label_spec(
+    tf_transform_output: tft.TFTransformOutput, model: ModelConfig
+) -> tf.dtypes.DType:
+    """The transformed label's dtype, refused when it does not fit the task."""
+    spec = tf_transform_output.transformed_feature_spec().get(LABEL_KEY)
+    source = (
+        f"model.module {model.module}: preprocessing_fn" if model.module else "the preprocessing_fn"
+    )
+    if not isinstance(spec, tf.io.FixedLenFeature) or spec.shape not in ([], (), [1], (1,)):
+        raise UserError(
+            f"{source} must output {LABEL_KEY!r} as one value per row (a dense [batch] "
+            f"tensor), got {spec}"
+        )
+    if not model.is_regression and not spec.dtype.is_integer:
+        raise UserError(
+            f"{source} outputs {LABEL_KEY!r} as {spec.dtype.name}; a classifier needs integer "
+            "class ids 0..num_classes-1 (or set model.task: regression)"
+        )
+    return spec.dtype
+
+
+def check_labels_before_training(
+    fn_args: FnArgs, tf_transform_output: tft.TFTransformOutput, model: ModelConfig
+) -> LabelStats | None:
+    """The label checks of the task on both splits; a regressor's train label moments."""
+    dtype = _checked_label_spec(tf_transform_output, model)
+    if model.is_regression:
+        train = label_stats(fn_args.train_files, dtype)
+        check_regression_label(train, label_stats(fn_args.eval_files, dtype), model)
+        return train
+    for warning in check_labels(
+        label_counts(fn_args.train_files), label_counts(fn_args.eval_files), model
+    ):
+        tf.get_logger().warning(warning)
+    return None
+
+
+def in_label_units(model: keras.Model, train_label: LabelStats) -> keras.Model:
+    """The regressor with its output rescaled from z-scores to the label's units.
+
+    The network learns the standardized label (weights and a learning rate fit for
+    values near 0), while serving, TFMA and TFLite see predictions in the label's own
+    units: `prediction * std + mean` of the train split, a fixed layer in the model.
+    """
+    (output,) = model.outputs
+    scaled = keras.layers.Rescaling(
+        scale=train_label.std, offset=train_label.mean, name=LABEL_SCALE_LAYER
+    )(output)
+    return keras.Model(inputs=model.inputs, outputs=scaled, name=model.name)
+
+
+def check_model_output(model: keras.Model, model_cfg: ModelConfig) -> None:
+    """Refuses a built model whose output does not fit the task (a module's build_model)."""
+    expected = (
+        1
+        if model_cfg.is_regression or model_cfg.label.num_classes == 2
+        else model_cfg.label.num_classes
+    )
+    shapes = [tuple(output.shape) for output in model.outputs]
+    if len(shapes) != 1 or shapes[0][1:] != (expected,):
+        source = (
+            f"model.module {model_cfg.module}: build_model" if model_cfg.module else "build_model"
+        )
+        wanted = {
+            "regression": "one number per row (one linear unit, the label's z-score)",
+            "binary": "one sigmoid probability per row",
+            "multiclass": f"{expected} softmax probabilities per row",
+        }[model_cfg.kind]
+        raise UserError(
+            f"{source} returned a model with output shapes {shapes}; model.task "
+            f"{model_cfg.task} with this label needs {wanted}: shape (None, {expected})"
+        )
+
+
 def steps_per_epoch(
     train_examples: int, global_batch_size: int, training: TrainingConfig, train_steps: int | None
 ) -> int:
@@ -133,10 +238,7 @@ def train_and_export(fn_args: FnArgs, build_model: BuildModel) -> keras.Model:
     keras.utils.set_random_seed(RANDOM_SEED)
     model_cfg = model_config(fn_args.custom_config)
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_graph_path)
-    for warning in check_labels(
-        label_counts(fn_args.train_files), label_counts(fn_args.eval_files), model_cfg
-    ):
-        tf.get_logger().warning(warning)
+    train_label = check_labels_before_training(fn_args, tf_transform_output, model_cfg)
 
     global_batch_size = training.batch_size * strategy.num_replicas_in_sync
     train_data = transformed_dataset(
@@ -151,7 +253,10 @@ def train_and_export(fn_args: FnArgs, build_model: BuildModel) -> keras.Model:
 
     with strategy.scope():
         model = build_model(model_inputs(tf_transform_output), model_cfg)
-        compile_model(model, model_cfg.label.num_classes, training.learning_rate)
+        check_model_output(model, model_cfg)
+        if train_label is not None:
+            model = in_label_units(model, train_label)
+        compile_model(model, model_cfg, training.learning_rate)
     model.summary(print_fn=tf.get_logger().info)
 
     history = model.fit(

@@ -12,7 +12,7 @@ import tf_keras as keras
 from tfx.components.trainer.fn_args_utils import FnArgs
 
 from models.common.features import ModelInput
-from models.common.layers import classification_output, keras_inputs
+from models.common.layers import keras_inputs, model_output
 from models.common.train import train_and_export
 from models.digits.features import IMAGE_KEY, IMAGE_SIDE
 from pipeline.config import ModelConfig
@@ -29,7 +29,7 @@ def build_model(inputs: Mapping[str, ModelInput], model: ModelConfig) -> keras.M
     x = keras.layers.MaxPooling2D(name="pool")(x)
     x = keras.layers.Flatten(name="flat")(x)
     x = keras.layers.Dense(model.hidden_units[0], activation="relu", name="hidden_0")(x)
-    outputs = classification_output(x, model.label.num_classes)
+    outputs = model_output(x, model)
     return keras.Model(inputs=keras_in, outputs=outputs, name="digits_cnn")
 
 

@@ -17,7 +17,7 @@ import tf_keras as keras
 from tfx.components.trainer.fn_args_utils import FnArgs
 
 from models.common.features import ModelInput
-from models.common.layers import classification_output, keras_inputs
+from models.common.layers import keras_inputs, model_output
 from models.common.train import train_and_export
 from pipeline.config import ModelConfig
 
@@ -51,8 +51,10 @@ def build_model(inputs: Mapping[str, ModelInput], model: ModelConfig) -> keras.M
     hidden = keras.layers.Concatenate(name="features")(blocks) if len(blocks) > 1 else blocks[0]
     for index, units in enumerate(model.hidden_units):
         hidden = keras.layers.Dense(units, activation="relu", name=f"hidden_{index}")(hidden)
-    outputs = classification_output(hidden, model.label.num_classes)
-    return keras.Model(inputs=keras_in, outputs=outputs, name=f"{model.family}_classifier")
+    kind = "regressor" if model.is_regression else "classifier"
+    return keras.Model(
+        inputs=keras_in, outputs=model_output(hidden, model), name=f"{model.name}_{kind}"
+    )
 
 
 def run_fn(fn_args: FnArgs) -> None:

@@ -203,11 +203,18 @@ def class_ids(x: Tensor, column: str) -> tf.Tensor:
     return tf.cast(labels, tf.int64)
 
 
+def label(x: Tensor, model: ModelConfig) -> tf.Tensor:
+    """The label of `model.task`: class ids, or the number as float32 (regression)."""
+    if model.is_regression:
+        return tf.cast(present(x, model.label.column), tf.float32)
+    return class_ids(x, model.label.column)
+
+
 def preprocessing_fn(
     inputs: Mapping[str, Tensor], custom_config: Mapping[str, Any]
 ) -> dict[str, tf.Tensor]:
     """Transform's entry point: the configured features and the label."""
     model = model_config(custom_config)
     outputs = transform_features(inputs, model)
-    outputs[LABEL_KEY] = class_ids(inputs[model.label.column], model.label.column)
+    outputs[LABEL_KEY] = label(inputs[model.label.column], model)
     return outputs

@@ -5,6 +5,7 @@ which checks failed, and the blessing."""
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -93,7 +94,8 @@ def _bound(threshold: Any) -> str:
     bounds = []
     if threshold.HasField("lower_bound"):
         bounds.append(f">= {number(threshold.lower_bound.value)}")
-    if threshold.HasField("upper_bound"):
+    # An infinite upper bound only keeps a first run's threshold from being empty.
+    if threshold.HasField("upper_bound") and math.isfinite(threshold.upper_bound.value):
         bounds.append(f"<= {number(threshold.upper_bound.value)}")
     return " and ".join(bounds)
 
@@ -102,7 +104,7 @@ def _describe_threshold(metric: str, threshold: Any) -> list[str]:
     from tensorflow_model_analysis.proto import config_pb2
 
     described = []
-    if threshold.HasField("value_threshold"):
+    if threshold.HasField("value_threshold") and _bound(threshold.value_threshold):
         described.append(f"{metric} {_bound(threshold.value_threshold)}")
     if threshold.HasField("change_threshold"):
         change = threshold.change_threshold

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from models.common.quality import QUALITY_TITLES, quality_change_words
 from pipeline.pipeline import EVALUATE_COMPRESSION
 from pipeline.report import plots
 from pipeline.report.markup import (
@@ -25,7 +26,7 @@ TRAINER = "Trainer"
 COMPRESSOR = "Compressor"
 SERVING_PUSHER = "ServingPusher"
 TRAINING_PLOT = "training_curves.png"
-COMPRESSION_PLOT = "accuracy_vs_size.png"
+COMPRESSION_PLOT = "quality_vs_size.png"
 # Compression report variants: (label, quality key, size key).
 _VARIANTS = (
     ("float Keras", "float_keras", "float_saved_model_variables"),
@@ -62,7 +63,14 @@ def training_section(run: PipelineRun | None, assets: Path) -> Markup:
     )
 
 
+def _quality_cell(name: str, value: float | None) -> str:
+    return percent(value) if name == "accuracy" else number(value)
+
+
 def _compression_table(report: dict[str, Any]) -> Markup:
+    shown = [
+        name for name in QUALITY_TITLES if report["quality"]["float_keras"].get(name) is not None
+    ]
     rows = []
     for label, quality_key, size_key in _VARIANTS:
         size, quality = report["sizes"][size_key], report["quality"][quality_key]
@@ -72,8 +80,7 @@ def _compression_table(report: dict[str, Any]) -> Markup:
                 label,
                 number(size["bytes"]),
                 number(size["zipped_bytes"]),
-                percent(quality["accuracy"]),
-                number(quality.get("auc")),
+                *(_quality_cell(name, quality.get(name)) for name in shown),
                 *(
                     f"{number(t['p50_ms'])} / {number(t['p95_ms'])}" if t else "-"
                     for t in (timings.get("batch_1"), timings.get("batch_256"))
@@ -85,8 +92,7 @@ def _compression_table(report: dict[str, Any]) -> Markup:
             "model",
             "size (bytes)",
             "zipped (bytes)",
-            "accuracy",
-            "AUC",
+            *(QUALITY_TITLES[name] for name in shown),
             "batch 1 p50 / p95 ms",
             "batch 256 p50 / p95 ms",
         ],
@@ -104,22 +110,21 @@ def compression_section(run: PipelineRun | None, assets: Path) -> Markup:
     report = json.loads(path.read_text())
     if not report.get("enabled"):
         return note(report.get("message", "Compression is disabled."))
-    head = report["headline"]
+    head, metric = report["headline"], report["quality_metric"]
     points = {
         label: (
             report["sizes"][size_key]["zipped_bytes"],
-            report["quality"][quality_key]["accuracy"],
+            report["quality"][quality_key][metric],
         )
         for label, quality_key, size_key in _VARIANTS
     }
-    plot = plots.accuracy_vs_size(points, assets / COMPRESSION_PLOT)
+    plot = plots.quality_vs_size(points, QUALITY_TITLES[metric], assets / COMPRESSION_PLOT)
     config = report["config"]
     sparsity = report["sparsity_by_layer"]
     return Markup(
         paragraph(
             f"The compressed TFLite model is {head['tflite_zipped_ratio']:.1f}x smaller zipped than "
-            f"the float TFLite model; accuracy {percent(head['float_accuracy'])} → "
-            f"{percent(head['compressed_accuracy'])} ({100 * head['accuracy_delta']:+.2f} pt) "
+            f"the float TFLite model; {quality_change_words(metric, head)} "
             f"on {number(report['eval_examples'])} eval rows."
         )
         + paragraph(
@@ -132,7 +137,7 @@ def compression_section(run: PipelineRun | None, assets: Path) -> Markup:
             + f". Latency measured with {report['interpreter']} for TFLite."
         )
         + _compression_table(report)
-        + image(f"{assets.name}/{plot.name}", "accuracy vs size")
+        + image(f"{assets.name}/{plot.name}", f"{QUALITY_TITLES[metric]} vs size")
         + heading("Sparsity by layer")
         + table(["layer", "sparsity"], [[name, percent(value)] for name, value in sparsity.items()])
     )

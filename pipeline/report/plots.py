@@ -48,15 +48,15 @@ def training_curves(epochs: Sequence[Mapping[str, float]], path: Path) -> Path:
     return _save(figure, path)
 
 
-def accuracy_vs_size(points: Mapping[str, tuple[float, float]], path: Path) -> Path:
-    """One point per model variant: (zipped size in bytes, accuracy). The size axis starts
-    at zero so the distance between points shows the compression ratio."""
+def quality_vs_size(points: Mapping[str, tuple[float, float]], metric: str, path: Path) -> Path:
+    """One point per model variant: (zipped size in bytes, `metric`'s value). The size axis
+    starts at zero so the distance between points shows the compression ratio."""
     figure = Figure(figsize=(7, 4))
     axes = figure.subplots()
-    for index, (name, (size, accuracy)) in enumerate(points.items()):
+    for index, (name, (size, value)) in enumerate(points.items()):
         axes.scatter(
             [size / 1024],
-            [accuracy],
+            [value],
             s=70,
             color=f"C{index}",
             marker=_MARKERS[index % len(_MARKERS)],
@@ -66,8 +66,8 @@ def accuracy_vs_size(points: Mapping[str, tuple[float, float]], path: Path) -> P
     axes.set_xlim(left=0, right=1.15 * max(size for size, _ in points.values()) / 1024)
     axes.margins(y=0.25)
     axes.set_xlabel("zipped size (KiB)")
-    axes.set_ylabel("accuracy on eval rows")
-    axes.set_title("accuracy vs size")
+    axes.set_ylabel(f"{metric} on eval rows")
+    axes.set_title(f"{metric} vs size")
     axes.grid(alpha=0.3)
     axes.legend(fontsize=8, loc="best")
     return _save(figure, path)
