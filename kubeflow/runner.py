@@ -84,6 +84,16 @@ def cluster_config(
     if module:
         if is_remote_uri(module):
             check_cluster_uri("--module", module)
+        elif module.endswith(".py") and not module.startswith("/"):
+            raise UserError(
+                f"--module {module!r}: a relative path names a file on this machine; pass a "
+                "gs:// URI, the absolute path of the file in the image, or a dotted module"
+            )
+        if config.model.family:
+            raise UserError(
+                f"--module {module!r}: the config uses model.family {config.model.family!r}, "
+                "not a module"
+            )
         return config.with_overrides(model={"module": module})
     if config.model.module_is_file and not is_remote_uri(config.model.module):
         raise UserError(

@@ -43,6 +43,8 @@ LOWER_IS_BETTER_METRICS = frozenset(
         "poisson",
     }
 )
+# Words in the names of metrics that judge class predictions, not numbers.
+CLASSIFICATION_WORDS = ("accuracy", "auc", "precision", "recall", "crossentropy", "hinge")
 # `evaluation.metrics` and the gated metric when a config names none, by kind of model.
 DEFAULT_METRICS = {
     "binary": (["BinaryAccuracy", "AUC", "ExampleCount"], "binary_accuracy"),
@@ -260,7 +262,7 @@ class CompressionConfig(_Strict):
     fine_tune_epochs: PositiveInt = 3
     # Train-split examples fed to the converter to calibrate int8 ranges.
     representative_examples: PositiveInt = 256
-    # Rows of the eval split used for the report's accuracy and latency figures.
+    # Rows of the eval split used for the report's quality (accuracy or errors) and latency figures.
     report_examples: PositiveInt = 2000
 
     @model_validator(mode="after")
@@ -415,12 +417,13 @@ class LeanlineConfig(_Strict):
     @model_validator(mode="before")
     @classmethod
     def _metrics_for_the_task(cls, data: Any) -> Any:
-        """Fills `evaluation.metrics` and the gated metric for the kind of model when the
-        config names no metrics: accuracy for classifiers, errors for regressors."""
+        """Fills `evaluation.metrics` and the gated metric, where the config names none,
+        for the kind of model: accuracy for classifiers, errors for regressors."""
         if not isinstance(data, dict) or not isinstance(data.get("model"), dict):
             return data
         evaluation = data.get("evaluation") or {}
-        if not isinstance(evaluation, dict) or "metrics" in evaluation:
+        thresholds = evaluation.get("thresholds") or {} if isinstance(evaluation, dict) else None
+        if not isinstance(thresholds, dict) or ("metrics" in evaluation and "metric" in thresholds):
             return data
         model, label = data["model"], data["model"].get("label")
         num_classes = label.get("num_classes", 2) if isinstance(label, dict) else 2
@@ -429,19 +432,18 @@ class LeanlineConfig(_Strict):
         else:
             kind = "binary" if num_classes == 2 else "multiclass"
         metrics, gated = DEFAULT_METRICS[kind]
-        thresholds = evaluation.get("thresholds") or {}
-        if isinstance(thresholds, dict):
-            thresholds = {"metric": gated, **thresholds}
-        return {**data, "evaluation": {**evaluation, "metrics": metrics, "thresholds": thresholds}}
+        evaluation = {"metrics": metrics, **evaluation}
+        evaluation["thresholds"] = {"metric": gated, **thresholds}
+        return {**data, "evaluation": evaluation}
 
     @model_validator(mode="after")
-    def _regression_gates_an_error(self) -> LeanlineConfig:
-        thresholds = self.evaluation.thresholds
-        if self.model.is_regression and not thresholds.lower_is_better:
+    def _regression_gates_no_class_metric(self) -> LeanlineConfig:
+        metric = self.evaluation.thresholds.metric
+        if self.model.is_regression and any(word in metric for word in CLASSIFICATION_WORDS):
             raise ValueError(
-                f"evaluation.thresholds.metric {thresholds.metric!r}: a regression model is "
-                "gated on an error, lower is better (e.g. mean_absolute_error or "
-                "mean_squared_error, computed from MeanAbsoluteError, MeanSquaredError)"
+                f"evaluation.thresholds.metric {metric!r} judges classes; a regression model "
+                "is gated on an error such as mean_absolute_error or mean_squared_error "
+                "(from MeanAbsoluteError, MeanSquaredError)"
             )
         return self
 
@@ -469,7 +471,10 @@ class LeanlineConfig(_Strict):
     def with_overrides(self, **changes: Any) -> LeanlineConfig:
         """A copy with fields replaced (nested mappings merge), validated like the original."""
         data = _deep_merge(self.model_dump(by_alias=True), changes)
-        return LeanlineConfig.model_validate({**data, "config_dir": self.config_dir})
+        try:
+            return LeanlineConfig.model_validate({**data, "config_dir": self.config_dir})
+        except ValidationError as error:
+            raise ConfigError(_format_errors(f"{self.name} with {changes}", error)) from None
 
 
 def _deep_merge(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
@@ -602,13 +607,27 @@ def custom_config(
     """The JSON-able config sections a component receives. Each component gets only the
     sections it reads, so changing, say, compression settings leaves Transform cached.
 
-    A local model module file also adds its content hash: components name it by path,
-    and without the hash an edited module would be answered from TFX's cache.
+    A model module file found here also adds its content hash: components name it by
+    path or name, and without the hash an edited module would be answered from TFX's
+    cache. (Only the module's own file counts, not what it imports.)
     """
     sections_data = {section: getattr(config, section).model_dump() for section in sections}
     if "model" in sections:
         model = sections_data["model"] = resolved_model(config)
-        if config.model.module_is_file and os.path.isfile(model["module"]):
-            digest = hashlib.sha256(Path(model["module"]).read_bytes()).hexdigest()
-            sections_data[MODULE_SHA256_KEY] = digest
+        source = _module_source(model["module"]) if model["module"] else None
+        if source is not None:
+            sections_data[MODULE_SHA256_KEY] = hashlib.sha256(source.read_bytes()).hexdigest()
     return sections_data
+
+
+def _module_source(module: str) -> Path | None:
+    """The local file of a model module, when there is one here: a .py path, or where
+    a dotted module is installed (an image path or a bucket URI has none)."""
+    if module.endswith(MODULE_FILE_SUFFIX):
+        return Path(module) if os.path.isfile(module) else None
+    try:
+        spec = importlib.util.find_spec(module)
+    except (ImportError, ValueError):
+        return None
+    origin = spec.origin if spec else None
+    return Path(origin) if origin and os.path.isfile(origin) else None

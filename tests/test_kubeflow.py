@@ -416,3 +416,17 @@ def test_a_name_kubeflow_refuses_is_named_before_compiling(tmp_path):
     ):
         compile_pipeline(config, tmp_path / "p.yaml", pipeline_root="gs://bucket/root",
                          data_path=DATA["penguins"])  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("config_name", "module", "expected"),
+    [
+        ("examples/custom_model/penguins.yaml", "models/mine.py", "a relative path names a file on this machine"),
+        ("configs/penguins.yaml", "gs://bucket/m.py", "the config uses model.family 'tabular'"),
+    ],
+)  # fmt: skip
+def test_a_module_the_pods_cannot_import_is_refused(tmp_path, config_name, module, expected):
+    config = load_config(REPO / config_name)
+    with pytest.raises(UserError, match=expected):
+        compile_pipeline(config, tmp_path / "p.yaml", pipeline_root="gs://bucket/root",
+                         data_path=DATA["penguins"], module=module)  # fmt: skip

@@ -270,3 +270,55 @@ def test_a_built_model_must_fit_the_task_and_a_regressor_answers_in_label_units(
     scaled = in_label_units(z_score, _stats(mean=12.0, std=3.0))
     rows = np.array([[0.0, 0.0], [1.0, 0.5]], np.float32)
     np.testing.assert_allclose(scaled(rows).numpy().reshape(-1), [12.0, 12.0 + 3.0 * 1.5])
+
+
+def test_pruning_spares_the_layer_that_computes_a_regressors_output():
+    import tf_keras as keras
+
+    from models.common.compression import pruning_targets
+    from models.common.train import in_label_units
+
+    inputs = keras.Input(shape=(2,), name="x_xf")
+    hidden = keras.layers.Dense(4, name="hidden")(inputs)
+    z_score = keras.Model(inputs, keras.layers.Dense(1, name="prediction")(hidden))
+    # The output layer is now the weightless rescaling; its Dense stays unpruned.
+    assert pruning_targets(in_label_units(z_score, _stats()), "all") == ["hidden"]
+
+
+def test_the_example_modules_transform_traces_on_the_penguins_columns():
+    import functools
+
+    import tensorflow as tf
+    import tensorflow_transform as tft
+
+    from models.custom.loader import module_function
+
+    config = load_config(REPO / "examples" / "custom_model" / "penguins.yaml")
+    preprocessing_fn = module_function(
+        str(REPO / "examples" / "custom_model" / "penguins_model.py"), "preprocessing_fn"
+    )
+    # The CSV's columns as ExampleGen types them: the integer measurements are int64.
+    spec = {
+        "bill_length_mm": tf.io.VarLenFeature(tf.float32),
+        "bill_depth_mm": tf.io.VarLenFeature(tf.float32),
+        "flipper_length_mm": tf.io.VarLenFeature(tf.int64),
+        "body_mass_g": tf.io.VarLenFeature(tf.int64),
+        "island": tf.io.VarLenFeature(tf.string),
+        "species": tf.io.VarLenFeature(tf.string),
+    }
+    used = tft.get_transform_input_columns(
+        functools.partial(preprocessing_fn, custom_config=custom_config(config, ("model",))),
+        spec,
+        force_tf_compat_v1=True,
+    )
+    assert set(used) == set(spec)
+
+
+def test_a_listed_metric_without_a_gated_one_gets_the_tasks_default(tmp_path):
+    raw = yaml.safe_load((CONFIGS / "taxi_fare.yaml").read_text())
+    raw["data"].pop("schema")
+    raw["evaluation"] = {"metrics": ["MeanAbsoluteError", "ExampleCount"]}
+    path = tmp_path / "leanline.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    thresholds = load_config(path).evaluation.thresholds
+    assert thresholds.metric == "mean_absolute_error" and thresholds.lower_is_better

@@ -29,7 +29,7 @@ from components.compressor.executor import (
 
 class CompressionReport(types.Artifact):
     """Float vs compressed model: `report.json` and `report.md` (sizes, sparsity,
-    accuracy, latency), headline numbers as custom properties."""
+    quality, latency), headline numbers as custom properties."""
 
     TYPE_NAME = "leanline.CompressionReport"
 

@@ -245,7 +245,7 @@ def _threshold_failure(failure: validation_result_pb2.ValidationFailure) -> str:
         if change.HasField("absolute"):
             limits.append(f"{change.absolute.value:+.4f}")
         if change.HasField("relative"):
-            limits.append(f"{change.relative.value:+.2%} relative")
+            limits.append(f"{change.relative.value:+.2%} of the baseline's value")
         return f"{metric} changed by {value:+.4f} vs the baseline (allowed {bound}{' and '.join(limits)})"
     bounds = threshold.value_threshold
     if bounds.HasField("lower_bound") and value < bounds.lower_bound.value:

@@ -42,7 +42,8 @@ def _column(x: tf.Tensor | tf.SparseTensor, default) -> tf.Tensor:
 
 
 def preprocessing_fn(inputs, custom_config):
-    values = {name: tf.cast(_column(inputs[name], np.nan), tf.float32) for name in MEASUREMENTS}
+    # Integer columns (flipper length, body mass) too, so that NaN can mark a missing one.
+    values = {name: _column(tf.cast(inputs[name], tf.float32), np.nan) for name in MEASUREMENTS}
     # Long, shallow bills tell Gentoo from Adelie better than either length alone.
     bill_shape = values["bill_length_mm"] / values["bill_depth_mm"]
     block = tf.stack([*values.values(), bill_shape], axis=1)

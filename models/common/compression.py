@@ -186,10 +186,27 @@ def _fine_tune(
     )
 
 
+def output_layers(model: keras.Model) -> set[str]:
+    """The layers that compute the outputs: each output layer, or, behind output layers
+    without weights (a regressor's `label_units` rescaling, an activation), the layers
+    with weights that feed them."""
+    found: set[str] = set()
+    pending = [model.get_layer(name) for name in model.output_names]
+    while pending:
+        layer = pending.pop()
+        if layer.weights or isinstance(layer, keras.layers.InputLayer):
+            found.add(layer.name)
+            continue
+        for node in layer.inbound_nodes:
+            pending.extend(tf.nest.flatten(node.inbound_layers))
+    return found
+
+
 def pruning_targets(model: keras.Model, layers: str) -> list[str]:
-    """Names of the layers pruning applies to: the kinds `layers` names, minus outputs."""
+    """Names of the layers pruning applies to: the kinds `layers` names, minus the layers
+    that compute the outputs."""
     kinds = PRUNABLE_LAYERS[layers]
-    outputs = set(model.output_names)
+    outputs = output_layers(model)
     return [
         layer.name
         for layer in model.layers

@@ -1,10 +1,10 @@
-"""The serving SavedModel: raw tf.Examples in, class probabilities out.
+"""The serving SavedModel: raw tf.Examples in, class probabilities (or a regressor's number) out.
 
 The Trainer exports the uncompressed model with this and the Compressor exports the
 compressed one, so both are served, evaluated and pushed the same way. Signatures:
 
 - `serving_default`: `examples` (serialized tf.Example without the label) ->
-  `{"outputs": probabilities}`; what TF Serving and TFMA call.
+  `{"outputs": probabilities or predictions}`; what TF Serving and TFMA call.
 - `serving_raw`: one tensor per raw feature, shape [batch] (one value per example),
   every value present (send missing values through `serving_default`) ->
   `{"outputs": probabilities}`; the easy one for REST `instances`.

@@ -132,6 +132,10 @@ def _checked_label_spec(
             f"{source} must output {LABEL_KEY!r} as one value per row (a dense [batch] "
             f"tensor), got {spec}"
         )
+    if model.is_regression and not (spec.dtype.is_floating or spec.dtype.is_integer):
+        raise UserError(
+            f"{source} outputs {LABEL_KEY!r} as {spec.dtype.name}; a regression label is a number"
+        )
     if not model.is_regression and not spec.dtype.is_integer:
         raise UserError(
             f"{source} outputs {LABEL_KEY!r} as {spec.dtype.name}; a classifier needs integer "

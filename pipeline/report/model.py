@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from models.common.quality import QUALITY_TITLES, quality_change_words
+from models.common.quality import QUALITY_TITLES, format_quality, quality_change_words
 from pipeline.pipeline import EVALUATE_COMPRESSION
 from pipeline.report import plots
 from pipeline.report.markup import (
@@ -63,8 +63,17 @@ def training_section(run: PipelineRun | None, assets: Path) -> Markup:
     )
 
 
-def _quality_cell(name: str, value: float | None) -> str:
-    return percent(value) if name == "accuracy" else number(value)
+def _headline(report: dict[str, Any]) -> dict[str, float]:
+    """The report's headline; a report written before regression named its figures after
+    accuracy."""
+    head = dict(report["headline"])
+    for old, new in (
+        ("float_accuracy", "float_quality"),
+        ("compressed_accuracy", "compressed_quality"),
+        ("accuracy_delta", "quality_change"),
+    ):
+        head.setdefault(new, head.get(old))
+    return head
 
 
 def _compression_table(report: dict[str, Any]) -> Markup:
@@ -80,7 +89,7 @@ def _compression_table(report: dict[str, Any]) -> Markup:
                 label,
                 number(size["bytes"]),
                 number(size["zipped_bytes"]),
-                *(_quality_cell(name, quality.get(name)) for name in shown),
+                *(format_quality(name, quality.get(name)) for name in shown),
                 *(
                     f"{number(t['p50_ms'])} / {number(t['p95_ms'])}" if t else "-"
                     for t in (timings.get("batch_1"), timings.get("batch_256"))
@@ -110,7 +119,7 @@ def compression_section(run: PipelineRun | None, assets: Path) -> Markup:
     report = json.loads(path.read_text())
     if not report.get("enabled"):
         return note(report.get("message", "Compression is disabled."))
-    head, metric = report["headline"], report["quality_metric"]
+    head, metric = _headline(report), report.get("quality_metric", "accuracy")
     points = {
         label: (
             report["sizes"][size_key]["zipped_bytes"],
