@@ -156,7 +156,9 @@ class ModelConfig(_Strict):
     label: LabelConfig
     hidden_units: list[PositiveInt] = [64, 32]
     vocab_size: PositiveInt = 1000
-    oov_buckets: PositiveInt = 10
+    # Ids for values outside a vocabulary. More than 1 hashes such values into buckets,
+    # which TFLite's builtin ops cannot: the run then ships no end-to-end TFLite.
+    oov_buckets: PositiveInt = 1
     # Free-form settings for a model module (read from model_config.params).
     params: dict[str, Any] = {}
 
@@ -382,6 +384,11 @@ class ServingConfig(_Strict):
     num_batch_threads: PositiveInt = 4
     # Eval examples written as warm-up requests into assets.extra.
     warmup_requests: NonNegativeInt = 16
+    # Serve each version's end-to-end int8 model.tflite instead of its SavedModel
+    # (TF Serving's experimental --prefer_tflite_model), with these interpreter pools.
+    prefer_tflite: bool = False
+    num_tflite_pools: PositiveInt = 1
+    num_tflite_interpreters_per_pool: PositiveInt = 1
     # Kubernetes.
     replicas: PositiveInt = 1
     max_replicas: PositiveInt = 4

@@ -170,6 +170,7 @@ def create_pipeline(
         model=stages.trainer.outputs["model"],
         transform_graph=stages.transform.outputs["transform_graph"],
         examples=stages.transform.outputs["transformed_examples"],
+        raw_examples=examples,
         custom_config=custom_config(config),
     )
     compressed_model = compressor.outputs["compressed_model"]

@@ -2,7 +2,8 @@
 
 `check_servable` does in-process what TF Serving does when a version appears: it
 reads the SavedModel, restores its variables, looks up the `serving_default`
-signature, and replays the warm-up requests. Each failure is reported as a
+signature, and replays the warm-up requests; a `model.tflite` beside it must hold
+builtin ops only and answer the same requests. Each failure is reported as a
 `UserError` that names the file at fault.
 """
 
@@ -17,8 +18,10 @@ from typing import Any
 
 import numpy as np
 import tensorflow as tf
+from ai_edge_litert.interpreter import Interpreter
 from google.protobuf.message import DecodeError
 from tensorflow.core.protobuf import saved_model_pb2
+from tensorflow.lite.tools import flatbuffer_utils
 from tensorflow_serving.apis import predict_pb2
 
 from models.common.export import EXAMPLES_INPUT, SERVING_DEFAULT_SIGNATURE
@@ -26,6 +29,10 @@ from pipeline.errors import UserError
 from serving.warmup import read_warmup_requests
 
 SAVED_MODEL_FILE = "saved_model.pb"
+# What TF Serving serves instead of the SavedModel with --prefer_tflite_model=true.
+TFLITE_FILE = "model.tflite"
+# The TFLite schema's BuiltinOperator CUSTOM: an op resolved by name, not a builtin.
+CUSTOM_OPERATOR = 32
 VARIABLES_PREFIX = Path("variables") / "variables"
 # A loaded SavedModel's `signatures`: name -> concrete function.
 Signatures = Mapping[str, Any]
@@ -38,6 +45,10 @@ class ServableReport:
     warmup_requests: int
     latency_p50_ms: float | None
     latency_p95_ms: float | None
+    # Whether the version has a model.tflite (TF Serving's --prefer_tflite_model), and its
+    # warm-up latency p50.
+    tflite: bool = False
+    tflite_latency_p50_ms: float | None = None
 
     def summary(self) -> str:
         lines = [f"servable: {self.path}", f"signatures: {', '.join(self.signatures)}"]
@@ -48,6 +59,13 @@ class ServableReport:
             )
         else:
             lines.append("warm-up requests: none (the first requests will be slower)")
+        if self.tflite:
+            answered = (
+                f", warm-up requests answered (p50 {self.tflite_latency_p50_ms:.2f} ms)"
+                if self.warmup_requests
+                else ""
+            )
+            lines.append(f"{TFLITE_FILE}: builtin ops only{answered}")
         return "\n".join(lines)
 
 
@@ -61,14 +79,70 @@ def check_servable(version_dir: str | Path) -> ServableReport:
     except Exception as error:  # TF raises many unrelated types for a broken model
         raise UserError(f"TF Serving could not load {path}: {_first_line(error)}") from error
     _check_serving_signature(path, loaded.signatures)
-    latencies = [_replay(path, loaded.signatures, request) for request in _warmup_requests(path)]
+    requests = _warmup_requests(path)
+    latencies = [_replay(path, loaded.signatures, request) for request in requests]
+    has_tflite = (path / TFLITE_FILE).exists()
+    tflite_latencies = _check_tflite(path, requests) if has_tflite else []
     return ServableReport(
         path=str(path),
         signatures=tuple(sorted(loaded.signatures)),
         warmup_requests=len(latencies),
         latency_p50_ms=_percentile(latencies, 50),
         latency_p95_ms=_percentile(latencies, 95),
+        tflite=has_tflite,
+        tflite_latency_p50_ms=_percentile(tflite_latencies, 50),
     )
+
+
+def flex_or_custom_ops(content: bytes) -> list[str]:
+    """The operators of a TFLite flatbuffer that are not builtins (Flex or custom ops),
+    which TF Serving's TFLite runtime cannot resolve."""
+    model = flatbuffer_utils.read_model_from_bytearray(bytearray(content))
+    return sorted(
+        {
+            (code.customCode or b"custom").decode()
+            for code in model.operatorCodes
+            if code.customCode is not None
+            or max(code.builtinCode, code.deprecatedBuiltinCode) == CUSTOM_OPERATOR
+        }
+    )
+
+
+def _check_tflite(path: Path, requests: list[predict_pb2.PredictRequest]) -> list[float]:
+    """Loads the version's model.tflite as TF Serving would serve it (builtin ops) and
+    replays the warm-up requests on it; returns their latencies in milliseconds."""
+    tflite = path / TFLITE_FILE
+    content = tflite.read_bytes()
+    try:
+        foreign = flex_or_custom_ops(content)
+    except Exception as error:  # the flatbuffer reader raises whatever a bad buffer trips
+        raise UserError(f"{tflite} is not a TFLite flatbuffer: {_first_line(error)}") from error
+    if foreign:
+        raise UserError(
+            f"{tflite} uses ops that are not TFLite builtins, which TF Serving cannot "
+            f"resolve: {', '.join(foreign)}"
+        )
+    try:
+        interpreter = Interpreter(model_content=content)
+    except (ValueError, RuntimeError) as error:
+        raise UserError(f"{tflite} is not a loadable TFLite model: {_first_line(error)}") from error
+    signatures = interpreter.get_signature_list()
+    latencies = []
+    for request in requests:
+        name = request.model_spec.signature_name or SERVING_DEFAULT_SIGNATURE
+        if name not in signatures:
+            raise UserError(
+                f"{tflite}: a warm-up request calls signature {name!r}, which the TFLite model "
+                f"lacks (it has {sorted(signatures)}); TF Serving would fail to load it"
+            )
+        inputs = {key: tf.make_ndarray(proto) for key, proto in request.inputs.items()}
+        start = time.perf_counter()
+        outputs = interpreter.get_signature_runner(name)(**inputs)
+        latencies.append((time.perf_counter() - start) * 1000)
+        for key, values in outputs.items():
+            if values.dtype.kind == "f" and not np.all(np.isfinite(values)):
+                raise UserError(f"{tflite}: a warm-up request gave non-finite {key!r}: {values}")
+    return latencies
 
 
 def _check_saved_model_proto(path: Path) -> None:

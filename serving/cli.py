@@ -18,8 +18,20 @@ def _add_config_source(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_prefer_tflite(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--prefer-tflite",
+        action="store_true",
+        help="serve each version's end-to-end int8 model.tflite (TF Serving's "
+        "--prefer_tflite_model; default: serving.prefer_tflite)",
+    )
+
+
 def _config(args: argparse.Namespace) -> LeanlineConfig:
-    return load_config(args.config) if args.config else load_run_config(args.run_dir)
+    config = load_config(args.config) if args.config else load_run_config(args.run_dir)
+    if getattr(args, "prefer_tflite", False):
+        config = config.with_overrides(serving={"prefer_tflite": True})
+    return config
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -36,6 +48,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="MODEL=VERSION",
         help="serve this version of a model instead of its latest (repeatable)",
     )
+    _add_prefer_tflite(config_parser)
     config_parser.set_defaults(handler=serving_config)
 
     manifests_parser = subparsers.add_parser(
@@ -48,6 +61,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="where the pods find <name>/<version>/ (default: serving.model_base_path); "
         "for a Kubeflow run, SERVING_ROOT/serving",
     )
+    _add_prefer_tflite(manifests_parser)
     manifests_parser.set_defaults(handler=serving_manifests)
 
     predict_parser = subparsers.add_parser(

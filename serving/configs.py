@@ -143,15 +143,29 @@ def batching_parameters(serving: ServingConfig) -> Message:
     return parameters
 
 
-def model_server_args(models_config_file: str, batching_config_file: str) -> list[str]:
-    """Flags shared by the host command, the docker line and the Kubernetes container."""
-    return [
+def model_server_args(
+    models_config_file: str, batching_config_file: str, serving: ServingConfig
+) -> list[str]:
+    """Flags shared by the host command, the docker line and the Kubernetes container.
+
+    With `serving.prefer_tflite`, TF Serving serves each version's `model.tflite` (the
+    end-to-end int8 model, signature `serving_raw`) instead of its SavedModel: an
+    experimental flag of TF Serving's, builtin TFLite ops only.
+    """
+    args = [
         f"--port={GRPC_PORT}",
         f"--rest_api_port={REST_PORT}",
         f"--model_config_file={models_config_file}",
         "--enable_batching",
         f"--batching_parameters_file={batching_config_file}",
     ]
+    if serving.prefer_tflite:
+        args += [
+            "--prefer_tflite_model=true",
+            f"--num_tflite_pools={serving.num_tflite_pools}",
+            f"--num_tflite_interpreters_per_pool={serving.num_tflite_interpreters_per_pool}",
+        ]
+    return args
 
 
 def write_serving_configs(
@@ -180,10 +194,12 @@ def write_serving_configs(
     host_command = shlex.join(
         [
             "tensorflow_model_server",
-            *model_server_args(str(output / MODELS_CONFIG), str(output / BATCHING_CONFIG)),
+            *model_server_args(
+                str(output / MODELS_CONFIG), str(output / BATCHING_CONFIG), config.serving
+            ),
         ]
     )
-    docker_command = _docker_command(serving_root.resolve(), output)
+    docker_command = _docker_command(serving_root.resolve(), output, config.serving)
     (output_dir / COMMANDS_FILE).write_text(
         f"# On this machine:\n{host_command}\n\n# In Docker:\n{docker_command}\n"
     )
@@ -197,12 +213,14 @@ def write_serving_configs(
     )
 
 
-def _docker_command(serving_root: Path, config_dir: Path) -> str:
+def _docker_command(serving_root: Path, config_dir: Path, serving: ServingConfig) -> str:
     """The model server in the tensorflow/serving image, the host's models mounted at /models."""
     publish = [f"{GRPC_PORT}:{GRPC_PORT}", f"{REST_PORT}:{REST_PORT}"]
     mounts = [f"{serving_root}:{DOCKER_MODELS_DIR}:ro", f"{config_dir}:{DOCKER_CONFIG_DIR}:ro"]
     server_args = model_server_args(
-        f"{DOCKER_CONFIG_DIR}/{DOCKER_MODELS_CONFIG}", f"{DOCKER_CONFIG_DIR}/{BATCHING_CONFIG}"
+        f"{DOCKER_CONFIG_DIR}/{DOCKER_MODELS_CONFIG}",
+        f"{DOCKER_CONFIG_DIR}/{BATCHING_CONFIG}",
+        serving,
     )
     return shlex.join(
         [

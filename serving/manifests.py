@@ -112,7 +112,7 @@ def _deployment(config: LeanlineConfig, app: str, labels: dict[str, str]) -> Man
         "name": "tf-serving",
         "image": SERVING_IMAGE,
         "args": model_server_args(
-            f"{CONFIG_MOUNT}/{MODELS_CONFIG}", f"{CONFIG_MOUNT}/{BATCHING_CONFIG}"
+            f"{CONFIG_MOUNT}/{MODELS_CONFIG}", f"{CONFIG_MOUNT}/{BATCHING_CONFIG}", serving
         ),
         "ports": [
             {"name": "grpc", "containerPort": GRPC_PORT},

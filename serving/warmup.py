@@ -9,14 +9,16 @@ ExampleGen wrote them (gzipped TFRecords under `<examples uri>/Split-eval/`).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+import numpy as np
 import tensorflow as tf
 from google.protobuf.message import DecodeError
 from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
 
-from models.common.export import EXAMPLES_INPUT, SERVING_DEFAULT_SIGNATURE
+from models.common.data import raw_rows
+from models.common.export import EXAMPLES_INPUT, SERVING_DEFAULT_SIGNATURE, SERVING_RAW_SIGNATURE
 from pipeline.errors import UserError
 
 WARMUP_FILE = Path("assets.extra") / "tf_serving_warmup_requests"
@@ -52,17 +54,43 @@ def predict_request(
     return request
 
 
+def raw_predict_request(
+    row: Mapping[str, np.ndarray], specs: Mapping[str, tf.TensorSpec], model_name: str
+) -> predict_pb2.PredictRequest:
+    """A Predict request on `serving_raw`: one tensor per raw feature."""
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = model_name
+    request.model_spec.signature_name = SERVING_RAW_SIGNATURE
+    for name, values in row.items():
+        request.inputs[name].CopyFrom(tf.make_tensor_proto(values, dtype=specs[name].dtype))
+    return request
+
+
 def warmup_records(
-    serialized_examples: Sequence[bytes], model_name: str
+    serialized_examples: Sequence[bytes],
+    model_name: str,
+    raw_specs: Mapping[str, tf.TensorSpec] | None = None,
 ) -> list[prediction_log_pb2.PredictionLog]:
-    """One single-example Predict request per example, as TF Serving replays them."""
-    return [
-        prediction_log_pb2.PredictionLog(
-            predict_log=prediction_log_pb2.PredictLog(
-                request=predict_request([example], model_name)
+    """One single-example Predict request per example, as TF Serving replays them: on
+    `serving_default`, or with `raw_specs` on `serving_raw` (the signature a version's
+    SavedModel and its end-to-end TFLite both have; rows with a missing value are left
+    out)."""
+    if raw_specs is None:
+        requests = [predict_request([example], model_name) for example in serialized_examples]
+    else:
+        rows, _ = raw_rows(tf.constant(list(serialized_examples), tf.string), raw_specs)
+        count = len(next(iter(rows.values()))) if rows else 0
+        requests = [
+            raw_predict_request(
+                {name: values[index : index + 1] for name, values in rows.items()},
+                raw_specs,
+                model_name,
             )
-        )
-        for example in serialized_examples
+            for index in range(count)
+        ]
+    return [
+        prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=r))
+        for r in requests
     ]
 
 

@@ -94,6 +94,77 @@ def test_taxi_run_pushes_a_servable_compressed_model(taxi_run):
     assert ((probabilities >= 0) & (probabilities <= 1)).all()
 
 
+def _eval_examples(config: LeanlineConfig) -> tf.Tensor:
+    """Every serialized eval example of the run, as ExampleGen wrote them."""
+    files = sorted(config.output_path.glob("pipeline/CsvExampleGen/examples/*/Split-eval/*"))
+    return tf.constant(
+        list(
+            tf.data.TFRecordDataset(
+                [str(f) for f in files], compression_type="GZIP"
+            ).as_numpy_iterator()
+        )
+    )
+
+
+def test_the_version_holds_an_end_to_end_tflite_that_answers_as_the_saved_model(taxi_run):
+    from models.common.compression import TfliteModel, predict_in_batches
+    from models.common.data import raw_rows
+    from models.common.export import raw_specs
+    from serving.check import check_servable, flex_or_custom_ops
+
+    config, _, _ = taxi_run
+    (version,) = _versions(config)
+    version_dir = config.serving_model_dir / version
+    content = (version_dir / "model.tflite").read_bytes()
+    assert content == (config.tflite_model_dir / version / "model.tflite").read_bytes()
+    assert flex_or_custom_ops(content) == []
+    # The raw features of serving_raw, the Transform inside: no Transform output as input.
+    model = TfliteModel(content)
+    specs = raw_specs(str(version_dir))
+    assert {i["key"] for i in model.inputs()} == set(specs)
+    assert not any(i["key"].endswith("_xf") for i in model.inputs())
+
+    # The whole eval split (rows with a value in every served feature), both formats.
+    rows, complete = raw_rows(_eval_examples(config), specs)
+    assert complete.mean() > 0.5
+    tflite = predict_in_batches(model, rows).reshape(-1)
+    saved = tf.saved_model.load(str(version_dir)).signatures["serving_raw"]
+    served = saved(**{n: tf.constant(v, specs[n].dtype) for n, v in rows.items()})["outputs"]
+    served = served.numpy().reshape(-1)
+    assert np.mean((tflite > 0.5) == (served > 0.5)) >= 0.99
+    assert np.abs(tflite - served).max() < 0.1  # int8 against float kernels
+
+    # Warm-up requests call the signature both formats have; check-servable runs them on both.
+    report = check_servable(version_dir)
+    assert report.tflite and report.warmup_requests > 0
+    assert report.tflite_latency_p50_ms is not None
+
+
+def test_the_end_to_end_transform_is_proven_equal_to_tfts(taxi_run):
+    """The float end-to-end TFLite, the builtin Transform and the float model, answers as
+    the Trainer's SavedModel, TFT's Transform and the same model, to float rounding."""
+    import tensorflow_transform as tft
+    import tf_keras as keras
+
+    from models.common.compression import TfliteModel, predict_in_batches
+    from models.common.data import raw_rows
+    from models.common.end_to_end import builtin_transform_for, to_end_to_end_tflite
+    from models.common.export import raw_specs
+
+    config, _, _ = taxi_run
+    (trainer_dir,) = config.output_path.glob("pipeline/Trainer/model/*")
+    (transform_dir,) = config.output_path.glob("pipeline/Transform/transform_graph/*")
+    saved_model_dir = str(trainer_dir / "Format-Serving")
+    specs = raw_specs(saved_model_dir)
+    rows, _ = raw_rows(_eval_examples(config), specs)
+    float_model = keras.models.load_model(str(trainer_dir / "keras_model.keras"), compile=False)
+    transform = builtin_transform_for(config.model, tft.TFTransformOutput(str(transform_dir)))
+    tflite = TfliteModel(to_end_to_end_tflite(float_model, transform, specs))
+    saved = tf.saved_model.load(saved_model_dir).signatures["serving_raw"]
+    served = saved(**{n: tf.constant(v, specs[n].dtype) for n, v in rows.items()})["outputs"]
+    np.testing.assert_allclose(predict_in_batches(tflite, rows), served.numpy(), atol=1e-5)
+
+
 def test_serving_commands_take_the_run_directory_alone(taxi_run, tmp_path, capsys):
     from pipeline import cli
 

@@ -692,3 +692,38 @@ def test_serving_pusher_in_a_tfx_pipeline_pushes_past_existing_versions(
     assert properties["pushed"].int_value == 1
     assert properties["pushed_version"].string_value == "100000000000000"
     assert properties["pushed_destination"].string_value == str(serving_dir / "100000000000000")
+
+
+def test_serving_the_tflite_adds_tf_servings_flags_everywhere(
+    taxi_config, version_dir, tmp_path, capsys
+):
+    config_path = write_config_file(taxi_config, tmp_path / "taxi.yaml")
+    out = tmp_path / "tf_serving"
+    assert (
+        leanline(
+            "serving-config",
+            "--config",
+            str(config_path),
+            "--output-dir",
+            str(out),
+            "--prefer-tflite",
+        )
+        == 0
+    )
+    flags = "--prefer_tflite_model=true --num_tflite_pools=1 --num_tflite_interpreters_per_pool=1"
+    host, docker = [line for line in capsys.readouterr().out.splitlines() if flags in line]
+    assert host.strip().startswith("tensorflow_model_server ")
+    assert "docker run" in docker
+    # models.config is the same as for the SavedModel: TF Serving picks the file per version.
+    models = text_format.Parse(
+        (out / "models.config").read_text(), model_server_config_pb2.ModelServerConfig()
+    )
+    assert models.model_config_list.config[0].model_platform == "tensorflow"
+
+    tflite = taxi_config.with_overrides(serving={"prefer_tflite": True, "num_tflite_pools": 2})
+    path = write_serving_manifests(tflite, tmp_path / "k8s")
+    deployment = next(d for d in yaml.safe_load_all(path.read_text()) if d["kind"] == "Deployment")
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    assert {"--prefer_tflite_model=true", "--num_tflite_pools=2"} <= set(container["args"])
+    without = write_serving_manifests(taxi_config, tmp_path / "k8s-saved-model")
+    assert "--prefer_tflite_model=true" not in without.read_text()

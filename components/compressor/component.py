@@ -1,8 +1,10 @@
 """Compressor component: the Trainer's model in, a smaller model and the proof out.
 
 Sits between the Trainer and the Evaluators: its `compressed_model` is laid out like
-the Trainer's Model (`Format-Serving/`), plus `Format-TFLite/model.tflite`, so the
-Evaluator can compare it with the uncompressed model and the Pusher can serve it.
+the Trainer's Model (`Format-Serving/`), plus `Format-TFLite/model.tflite` (end to
+end: raw features in, where the family has a builtin Transform) and
+`Format-TFLite/transformed_inputs.tflite`, so the Evaluator can compare it with the
+uncompressed model and the Pusher can serve it.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from components.compressor.executor import (
     CUSTOM_CONFIG_KEY,
     EXAMPLES_KEY,
     MODEL_KEY,
+    RAW_EXAMPLES_KEY,
     TRANSFORM_GRAPH_KEY,
 )
 
@@ -44,6 +47,9 @@ class CompressorSpec(ComponentSpec):
         TRANSFORM_GRAPH_KEY: ChannelParameter(type=standard_artifacts.TransformGraph),
         # Transform's transformed examples, splits `train` and `eval`.
         EXAMPLES_KEY: ChannelParameter(type=standard_artifacts.Examples),
+        # ExampleGen's raw examples: the end-to-end TFLite is checked and calibrated on
+        # them. Without, the TFLite takes Transform's outputs.
+        RAW_EXAMPLES_KEY: ChannelParameter(type=standard_artifacts.Examples, optional=True),
     }
     OUTPUTS = {
         COMPRESSED_MODEL_KEY: ChannelParameter(type=standard_artifacts.Model),
@@ -63,6 +69,7 @@ class Compressor(base_component.BaseComponent):
         transform_graph: types.BaseChannel,
         examples: types.BaseChannel,
         custom_config: Mapping[str, Any] | str,
+        raw_examples: types.BaseChannel | None = None,
     ):
         """
         Args:
@@ -70,6 +77,7 @@ class Compressor(base_component.BaseComponent):
           transform_graph: Transform's graph, put in front of the compressed model.
           examples: Transform's transformed examples with `train` and `eval` splits.
           custom_config: `pipeline.config.custom_config(config)`, as a dict or JSON.
+          raw_examples: ExampleGen's examples, for the end-to-end TFLite.
         """
         if not isinstance(custom_config, str):
             custom_config = json_utils.dumps(dict(custom_config))
@@ -78,6 +86,7 @@ class Compressor(base_component.BaseComponent):
                 model=model,
                 transform_graph=transform_graph,
                 examples=examples,
+                raw_examples=raw_examples,
                 custom_config=custom_config,
                 compressed_model=types.Channel(type=standard_artifacts.Model),
                 compression_report=types.Channel(type=CompressionReport),

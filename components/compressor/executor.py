@@ -5,8 +5,10 @@ fine-tunes it on Transform's train split while pruning and/or quantizing it
 (models/common/compression.py), and writes:
 
 - compressed_model: `Format-Serving/` (the compressed model behind the same transform
-  graph and signatures as the Trainer's, so TF Serving and TFMA treat both alike) and
-  `Format-TFLite/model.tflite`;
+  graph and signatures as the Trainer's, so TF Serving and TFMA treat both alike),
+  `Format-TFLite/model.tflite` (the end-to-end TFLite of models.common.end_to_end: raw
+  features in, where the family has a builtin Transform; else the model alone) and
+  `Format-TFLite/transformed_inputs.tflite` (the model alone, on Transform's outputs);
 - compression_report: `report.json` and `report.md` (float vs compressed sizes,
   sparsity, quality and latency on eval rows), with the headline numbers also set as
   the artifact's custom properties so a run summary can read them from MLMD.
@@ -18,9 +20,11 @@ next to its float TFLite conversion, and the report says so.
 from __future__ import annotations
 
 import json
+import math
 import os
 from typing import Any
 
+import tensorflow as tf
 import tensorflow_transform as tft
 import tf_keras as keras
 from tfx import types
@@ -29,9 +33,11 @@ from tfx.types import artifact_utils, standard_artifact_utils
 from tfx.utils import io_utils, json_utils, path_utils
 
 from models.common import compression
+from models.common.end_to_end import EndToEnd, build_end_to_end, end_to_end_markdown
 from models.common.export import export_serving_model, keras_model_path
 from models.common.features import compression_config, model_config, training_config
 from models.custom.loader import load_module
+from pipeline.config import CompressionConfig, ModelConfig
 
 MODEL_KEY = "model"
 TRANSFORM_GRAPH_KEY = "transform_graph"
@@ -42,6 +48,14 @@ COMPRESSION_REPORT_KEY = "compression_report"
 
 TFLITE_DIR = "Format-TFLite"
 TFLITE_FILE = "model.tflite"
+# The model alone, on Transform's outputs: for clients that transform features themselves.
+TRANSFORMED_INPUTS_TFLITE_FILE = "transformed_inputs.tflite"
+RAW_EXAMPLES_KEY = "raw_examples"
+END_TO_END_KEY = "end_to_end"
+# Custom properties: "raw" (end-to-end TFLite) or "transformed" on compressed_model; the
+# end-to-end TFLite's class agreement with the SavedModel on compression_report.
+TFLITE_INPUTS_PROPERTY = "tflite_inputs"
+END_TO_END_AGREEMENT_PROPERTY = "end_to_end_class_agreement"
 REPORT_JSON = "report.json"
 REPORT_MARKDOWN = "report.md"
 
@@ -62,12 +76,61 @@ COMPRESSED_TFLITE_ZIPPED_PROPERTY = "compressed_tflite_zipped_bytes"
 
 
 def tflite_model_path(model_uri: str) -> str:
-    """Where a compressed Model artifact keeps its TFLite flatbuffer."""
+    """Where a compressed Model artifact keeps the TFLite model it ships: the end-to-end
+    one (raw features in) where the family has one, else the model alone."""
     return os.path.join(model_uri, TFLITE_DIR, TFLITE_FILE)
 
 
-def _write_tflite(model_uri: str, content: bytes) -> None:
-    io_utils.write_bytes_file(tflite_model_path(model_uri), content)
+def tflite_takes_raw_features(model: types.Artifact) -> bool:
+    """Whether a compressed Model's TFLite is the end-to-end one, which TF Serving can
+    serve beside the SavedModel (the same `serving_raw` signature)."""
+    return model.get_string_custom_property(TFLITE_INPUTS_PROPERTY) == "raw"
+
+
+def _write_tflite(model_uri: str, model_only: bytes, end_to_end: EndToEnd | None) -> None:
+    io_utils.write_bytes_file(
+        os.path.join(model_uri, TFLITE_DIR, TRANSFORMED_INPUTS_TFLITE_FILE), model_only
+    )
+    shipped = model_only if end_to_end is None else end_to_end.compressed_tflite
+    io_utils.write_bytes_file(tflite_model_path(model_uri), shipped)
+
+
+def _split_examples(examples: list[types.Artifact], split: str, count: int) -> tf.Tensor:
+    """The first `count` serialized tf.Examples of a split, as one [n] string tensor."""
+    files = sorted(
+        tf.io.gfile.glob(os.path.join(standard_artifact_utils.get_split_uri(examples, split), "*"))
+    )
+    records = tf.data.TFRecordDataset(files, compression_type="GZIP").take(count)
+    return tf.constant(list(records.as_numpy_iterator()), tf.string)
+
+
+def _end_to_end(
+    input_dict: dict[str, list[types.Artifact]],
+    float_model: keras.Model,
+    compressed: compression.CompressedModel,
+    compressed_artifact: types.Artifact,
+    tf_transform_output: tft.TFTransformOutput,
+    model: ModelConfig,
+    config: CompressionConfig,
+) -> EndToEnd | None:
+    """The end-to-end TFLite models, when the raw examples are wired in and the family
+    has a builtin Transform; records which TFLite the artifact ships."""
+    raw_examples = input_dict.get(RAW_EXAMPLES_KEY)
+    end_to_end = None
+    if raw_examples:
+        end_to_end = build_end_to_end(
+            float_model,
+            compressed,
+            path_utils.serving_model_path(compressed_artifact.uri),
+            tf_transform_output,
+            model,
+            _split_examples(raw_examples, "eval", config.report_examples),
+            _split_examples(raw_examples, "train", config.representative_examples),
+        )
+    compressed_artifact.set_string_custom_property(
+        TFLITE_INPUTS_PROPERTY, "transformed" if end_to_end is None else "raw"
+    )
+    return end_to_end
 
 
 def _write_report(report_uri: str, report: dict[str, Any], markdown: str) -> None:
@@ -160,6 +223,24 @@ class Executor(base_executor.BaseExecutor):
             path_utils.serving_model_path(compressed_artifact.uri),
             model.label.column,
         )
-        _write_tflite(compressed_artifact.uri, compressed.tflite)
-        _write_report(report_artifact.uri, report.to_json(), report.to_markdown())
+        end_to_end = _end_to_end(
+            input_dict,
+            float_model,
+            compressed,
+            compressed_artifact,
+            tf_transform_output,
+            model,
+            config,
+        )
+        _write_tflite(compressed_artifact.uri, compressed.tflite, end_to_end)
+        report_json = report.to_json()
+        markdown = report.to_markdown()
+        if end_to_end is not None:
+            report_json[END_TO_END_KEY] = end_to_end.summary
+            markdown += end_to_end_markdown(end_to_end.summary)
+            report_artifact.set_float_custom_property(
+                END_TO_END_AGREEMENT_PROPERTY,
+                end_to_end.summary["agreement_with_saved_model"].get("class_agreement", math.nan),
+            )
+        _write_report(report_artifact.uri, report_json, markdown)
         _record_headline(report_artifact, report)

@@ -31,7 +31,12 @@ from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils
 from tfx.utils import path_utils
 
-from components.compressor.executor import TFLITE_FILE, tflite_model_path
+from components.compressor.executor import (
+    TFLITE_FILE,
+    tflite_model_path,
+    tflite_takes_raw_features,
+)
+from models.common.export import raw_specs
 from pipeline.errors import UserError
 from serving.check import ServableReport, check_servable
 from serving.versions import publish_version
@@ -92,11 +97,16 @@ class Executor(base_executor.BaseExecutor):
                 raise UserError(f"{WARMUP_REQUESTS_KEY}={warmup_count} needs the `examples` input")
             examples_uri = artifact_utils.get_single_uri(input_dict[EXAMPLES_KEY])
             examples = read_split_examples(examples_uri, warmup_count)
+        # An end-to-end TFLite is served beside the SavedModel, so the warm-up requests
+        # use the signature both have.
+        tflite_served = tflite_takes_raw_features(model)
+        specs = raw_specs(path_utils.serving_model_path(model.uri)) if tflite_served else None
         push = push_model(
             Path(model.uri),
             serving_model_dir=exec_properties[SERVING_MODEL_DIR_KEY],
             tflite_model_dir=exec_properties.get(TFLITE_MODEL_DIR_KEY) or None,
-            warmup=warmup_records(examples, exec_properties[MODEL_NAME_KEY]),
+            warmup=warmup_records(examples, exec_properties[MODEL_NAME_KEY], specs),
+            tflite_beside_saved_model=tflite_served,
         )
         logging.info("Pushed version %d to %s", push.version, push.serving_version_dir)
         _record(
@@ -143,18 +153,25 @@ def push_model(
     serving_model_dir: str,
     tflite_model_dir: str | None,
     warmup: Sequence[prediction_log_pb2.PredictionLog],
+    tflite_beside_saved_model: bool = False,
 ) -> Push:
     """Publishes a Model artifact's SavedModel (and TFLite model) as one new version.
 
-    The model directories are local paths or gs:// URIs (serving/versions.py)."""
+    With `tflite_beside_saved_model` (an end-to-end TFLite), the version directory also
+    holds `model.tflite`, which TF Serving serves instead of `saved_model.pb` when started
+    with --prefer_tflite_model=true. The model directories are local paths or gs:// URIs
+    (serving/versions.py)."""
     reports: list[ServableReport] = []
+    tflite_source = Path(tflite_model_path(str(model_dir)))
 
     def populate_serving(staging: Path) -> None:
         serving_source = Path(path_utils.serving_model_path(str(model_dir)))
+        if tflite_beside_saved_model:
+            stage_tflite(tflite_source, staging)
         reports.append(stage_saved_model(serving_source, staging, warmup))
 
     def populate_tflite(staging: Path) -> None:
-        stage_tflite(Path(tflite_model_path(str(model_dir))), staging)
+        stage_tflite(tflite_source, staging)
 
     # TFLite first: TF Serving only watches the serving directory, which goes last.
     populators = {tflite_model_dir: populate_tflite} if tflite_model_dir else {}

@@ -153,6 +153,10 @@ class CompressedModel:
     tflite: bytes
     # What the TFLite flatbuffer holds, in words, for the report.
     tflite_format: str
+    # How `tflite` was converted (to_tflite's optimization, and whether with calibration
+    # rows), so the end-to-end TFLite is converted the same way.
+    optimization: TfliteOptimization = "none"
+    calibrated: bool = False
 
 
 # --- pruning ---------------------------------------------------------------------------
@@ -371,19 +375,22 @@ def to_tflite(
 
         converter.representative_dataset = calibration_rows
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    return _without_debug_strings(converter.convert())
+    return without_debug_strings(converter.convert())
 
 
-def _without_debug_strings(content: bytes) -> bytes:
-    """The flatbuffer minus its tensor names, subgraph names and description: debugging
-    strings that make up a tenth of a small model. Signature keys stay, so callers still
-    address inputs by feature name."""
+def without_debug_strings(content: bytes) -> bytes:
+    """The flatbuffer minus its description, subgraph names and the names of inner
+    tensors: debugging strings that make up a tenth of a small model. Signature keys and
+    the names of input and output tensors stay: callers address inputs by feature name,
+    and TF Serving's TFLite runtime finds a signature's tensors by their names."""
     model = flatbuffer_utils.read_model_from_bytearray(bytearray(content))
     model.description = None
     for subgraph in model.subgraphs:
         subgraph.name = None
-        for tensor in subgraph.tensors:
-            tensor.name = None
+        kept = {*subgraph.inputs, *subgraph.outputs}
+        for index, tensor in enumerate(subgraph.tensors):
+            if index not in kept:
+                tensor.name = None
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
 
 
@@ -525,12 +532,13 @@ def compress(
         compressed = prune(model, config.pruning, fine_tuning, epochs)
     match config.quantization:
         case "none":
-            return CompressedModel(compressed, to_tflite(compressed), "float32")
+            return CompressedModel(compressed, to_tflite(compressed), "float32", "none")
         case "dynamic":
             return CompressedModel(
                 compressed,
                 to_tflite(compressed, "dynamic"),
                 "int8 weights, float32 activations (dynamic range)",
+                "dynamic",
             )
         case "int8_ptq":
             return CompressedModel(
@@ -538,6 +546,8 @@ def compress(
                 to_tflite(compressed, "int8", calibration),
                 "int8 weights and activations, calibrated on "
                 f"{num_rows(calibration)} train rows; float32/int64 inputs, float32 output",
+                "int8",
+                calibrated=True,
             )
         case "qat" | "pqat":
             quantized = quantization_aware(
@@ -552,6 +562,7 @@ def compress(
                 "int8 weights and activations from quantization-aware training (layers QAT "
                 "does not model, such as Embedding, quantized by the converter); "
                 "float32/int64 inputs, float32 output",
+                "int8",
             )
     raise ValueError(f"unknown quantization {config.quantization!r}")
 

@@ -9,7 +9,7 @@ Compressor passes its own patterns and row limits, so nothing here needs a
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -100,6 +100,22 @@ def label_stats(file_pattern: FilePatterns, dtype: tf.dtypes.DType) -> LabelStat
     mean = total / count if count else math.nan
     variance = max(squares / count - mean * mean, 0.0) if count else math.nan
     return LabelStats(rows, non_finite, mean, math.sqrt(variance), low, high)
+
+
+def raw_rows(
+    serialized: tf.Tensor, specs: Mapping[str, tf.TensorSpec]
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """The features `specs` names, one array per feature, from a [n] string tensor of
+    serialized tf.Examples; only the rows with one value in every one of them (serving_raw
+    takes no gaps). Returns the rows and, per example, whether it is among them."""
+    parsed = tf.io.parse_example(
+        serialized, {name: tf.io.VarLenFeature(spec.dtype) for name, spec in specs.items()}
+    )
+    count = int(tf.shape(serialized)[0])
+    row_of = {name: value.indices.numpy()[:, 0] for name, value in parsed.items()}
+    complete = np.all([np.bincount(rows, minlength=count) == 1 for rows in row_of.values()], axis=0)
+    rows = {name: value.values.numpy()[complete[row_of[name]]] for name, value in parsed.items()}
+    return rows, complete
 
 
 def transformed_dataset(

@@ -188,3 +188,9 @@ def export_serving_model(
         TRANSFORM_FEATURES_SIGNATURE: transform_features.get_concrete_function(),
     }
     tf.saved_model.save(served, export_dir, signatures=signatures)
+
+
+def raw_specs(saved_model_dir: str) -> dict[str, tf.TensorSpec]:
+    """The inputs of a serving SavedModel's `serving_raw` signature, by name."""
+    signature = tf.saved_model.load(saved_model_dir).signatures[SERVING_RAW_SIGNATURE]
+    return dict(signature.structured_input_signature[1])

@@ -20,11 +20,20 @@ from pipeline.config import CompressionConfig, ModelConfig, TrainingConfig
 # 0..num_classes-1), or for regression the number (float32).
 LABEL_KEY = "label"
 TRANSFORMED_SUFFIX = "_xf"
+# Names of analyzer results the end-to-end TFLite reads back (see `analyzed`).
+ANALYZED_PREFIX = "leanline_analyzed_"
 
 
 def transformed_name(column: str) -> str:
     """The transformed feature name of a raw column."""
     return f"{column}{TRANSFORMED_SUFFIX}"
+
+
+def analyzed(tensor: tf.Tensor, key: str) -> tf.Tensor:
+    """An analyzer's result inside a preprocessing_fn, named so that
+    `models.common.end_to_end.analyzed_constants` can read its value back from the
+    transform graph, where TFT has made it a constant."""
+    return tf.identity(tensor, name=f"{ANALYZED_PREFIX}{key}")
 
 
 def _section(custom_config: Mapping[str, Any] | None, name: str) -> Mapping[str, Any]:

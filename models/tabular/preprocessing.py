@@ -31,10 +31,16 @@ import tensorflow_transform as tft
 # TFT's own mappers record id ranges through this; it has no public alias.
 from tensorflow_transform.schema_inference import set_tensor_schema_override
 
-from models.common.features import LABEL_KEY, model_config, transformed_name
+from models.common.features import LABEL_KEY, analyzed, model_config, transformed_name
 from pipeline.config import ModelConfig
 
 Tensor = tf.Tensor | tf.SparseTensor
+
+# Analyzer results the end-to-end TFLite reads back (models.common.features.analyzed).
+NUMERIC_MEAN = "numeric_mean"
+NUMERIC_STD = "numeric_std"
+BUCKET_BOUNDARIES = "bucket_boundaries"
+BUCKET_FILL = "bucket_fill"
 
 # The blocks; pipeline.config refuses a categorical column whose name would clash.
 NUMERIC_KEY = transformed_name("numeric")
@@ -85,11 +91,21 @@ def stacked_floats(inputs: Mapping[str, Tensor], columns: Sequence[str]) -> tf.T
     return block
 
 
+def standardized(block: tf.Tensor, mean: tf.Tensor, std: tf.Tensor) -> tf.Tensor:
+    """`(x - mean) / std` per column, `x - mean` where std is 0 (as tft.scale_to_z_score);
+    a missing or non-finite value becomes 0, the mean."""
+    deviation = block - mean
+    spread = tf.not_equal(std, 0)
+    scaled = tf.where(spread, deviation / tf.where(spread, std, tf.ones_like(std)), deviation)
+    return tf.where(tf.math.is_finite(block), scaled, tf.zeros_like(scaled))
+
+
 def z_scores(block: tf.Tensor) -> tf.Tensor:
     """Each column of a [batch, n] float block z-scored over the dataset; a missing or
-    non-finite value becomes 0 (the mean). TFT's analyzer ignores non-finite values."""
-    scaled = tft.scale_to_z_score(block, elementwise=True)
-    return tf.where(tf.math.is_finite(block), scaled, tf.zeros_like(scaled))
+    non-finite value becomes 0 (the mean). TFT's analyzers ignore non-finite values."""
+    mean = analyzed(tft.mean(block, reduce_instance_dims=False), NUMERIC_MEAN)
+    std = analyzed(tf.sqrt(tft.var(block, reduce_instance_dims=False)), NUMERIC_STD)
+    return standardized(block, mean, std)
 
 
 def _ids_with_range(ids: tf.Tensor, num_ids: int) -> tf.Tensor:
@@ -102,13 +118,25 @@ def _offsets(num_ids: Sequence[int]) -> tf.Tensor:
     return tf.constant(np.concatenate([[0], np.cumsum(num_ids)[:-1]]), tf.int64)
 
 
+def bucket_ids(
+    block: tf.Tensor, boundaries: tf.Tensor, fill: tf.Tensor, num_buckets: Sequence[int]
+) -> tf.Tensor:
+    """Column j of a [batch, m] block as its bucket id, offset into one id range: the
+    number of boundaries[j] <= x, as `tft.apply_buckets` assigns it, written as
+    comparisons rather than a per-column search. A missing value takes `fill[j]`."""
+    imputed = tf.where(tf.math.is_finite(block), block, fill + tf.zeros_like(block))
+    ids = tf.reduce_sum(
+        tf.cast(imputed[:, :, tf.newaxis] >= boundaries[tf.newaxis], tf.int64), axis=2
+    )
+    return ids + _offsets(num_buckets)
+
+
 def quantile_buckets(block: tf.Tensor, num_buckets: Sequence[int]) -> tf.Tensor:
     """Column j of a [batch, m] float block as ids in [0, num_buckets[j]), offset into one range.
 
     One elementwise quantiles analyzer per distinct bucket count (TFT's analyzer takes a
     single count), computed over the present values. A missing value takes the column's
-    mean, computed in the same analysis phase. The bucket of x is the number of boundaries
-    <= x, as `tft.apply_buckets` assigns it; written as comparisons, not a per-column search.
+    mean, computed in the same analysis phase.
     """
     counts = list(num_buckets)
     widest = max(counts) - 1
@@ -124,22 +152,26 @@ def quantile_buckets(block: tf.Tensor, num_buckets: Sequence[int]) -> tf.Tensor:
         groups.append(tf.pad(found, [[0, 0], [0, widest - (count - 1)]], constant_values=np.inf))
         grouped_columns += members
     # [m, widest], rows back in the block's column order.
-    boundaries = tf.gather(tf.concat(groups, axis=0), np.argsort(grouped_columns))
-    imputed = tf.where(tf.math.is_finite(block), block, tft.mean(block, reduce_instance_dims=False))
-    ids = tf.reduce_sum(
-        tf.cast(imputed[:, :, tf.newaxis] >= boundaries[tf.newaxis], tf.int64), axis=2
+    boundaries = analyzed(
+        tf.gather(tf.concat(groups, axis=0), np.argsort(grouped_columns)), BUCKET_BOUNDARIES
     )
-    return _ids_with_range(ids + _offsets(counts), sum(counts))
+    fill = analyzed(tft.mean(block, reduce_instance_dims=False), BUCKET_FILL)
+    return _ids_with_range(bucket_ids(block, boundaries, fill, counts), sum(counts))
 
 
-def clipped_ids(block: tf.Tensor, num_ids: Sequence[int]) -> tf.Tensor:
+def clip_ids(block: tf.Tensor, num_ids: Sequence[int]) -> tf.Tensor:
     """Column j of a [batch, k] float block as integers clipped to [0, num_ids[j]), offset
     into one range; a missing value is 0."""
     counts = list(num_ids)
     present = tf.where(tf.math.is_finite(block), block, tf.zeros_like(block))
     highest = tf.constant([c - 1 for c in counts], tf.float32)
     ids = tf.cast(tf.clip_by_value(present, 0.0, highest), tf.int64)
-    return _ids_with_range(ids + _offsets(counts), sum(counts))
+    return ids + _offsets(counts)
+
+
+def clipped_ids(block: tf.Tensor, num_ids: Sequence[int]) -> tf.Tensor:
+    """clip_ids, with the block's id range recorded for the model's embedding."""
+    return _ids_with_range(clip_ids(block, num_ids), sum(num_ids))
 
 
 def _missing_value(x: Tensor) -> Any:

@@ -1,0 +1,340 @@
+"""The end-to-end TFLite model: raw features in, the model's output out, the Transform
+inside, TFLite builtin ops only; and the check that it answers as the SavedModel does.
+
+TF Serving's TFLite runtime (`--prefer_tflite_model`) resolves builtin ops only, and a
+client on a device has nothing but the flatbuffer: so the TFLite model a run ships must
+hold the whole Transform. A family provides `builtin_transform(tf_transform_output,
+model_config)` in `models/<family>/builtin_transform.py`: its Transform rebuilt from
+dense raw inputs and the values Transform's analyzers computed
+(`models.common.features.analyzed`), in ops
+TFLite has. Before anything ships, `check_same_features` runs it beside TFT's own graph
+on eval rows: every id equal, every float within FLOAT_TOLERANCE.
+
+The model's signature is `serving_raw`, as the SavedModel's: one [batch] tensor per raw
+feature the model uses, every value present.
+"""
+
+from __future__ import annotations
+
+import importlib
+import tempfile
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_transform as tft
+import tf_keras as keras
+
+from models.common.compression import (
+    CompressedModel,
+    TfliteModel,
+    latency,
+    predict_in_batches,
+    tflite_size,
+    without_debug_strings,
+)
+from models.common.data import raw_rows
+from models.common.export import TRANSFORM_FEATURES_SIGNATURE, raw_specs
+from models.common.features import ANALYZED_PREFIX, LABEL_KEY
+from models.common.quality import QUALITY_TITLES, format_quality, quality
+from pipeline.config import ModelConfig
+from pipeline.errors import UserError
+
+RawTransform = Callable[[Mapping[str, tf.Tensor]], dict[str, tf.Tensor]]
+# Ops of the builtin Transform live under this name scope: int8 post-training
+# quantization leaves them float (see `to_end_to_end_tflite`).
+BUILTIN_TRANSFORM_SCOPE = "builtin_transform"
+SIGNATURE = "serving_raw"
+OUTPUTS_KEY = "outputs"
+# How far a float feature of the builtin Transform may be from TFT's (float32 rounding).
+FLOAT_TOLERANCE = 1e-4
+TRANSFORM_SIGNATURE = "transform_signature"
+
+
+def analyzed_constants(
+    tf_transform_output: tft.TFTransformOutput, keys: list[str]
+) -> dict[str, np.ndarray]:
+    """The values of the `analyzed` tensors `keys`, read from the saved transform graph,
+    where TFT has replaced each analyzer's result with a constant."""
+    if not keys:
+        return {}
+    loaded = tf.compat.v1.saved_model.load_v2(tf_transform_output.transform_savedmodel_dir)
+    graph = loaded.signatures[TRANSFORM_SIGNATURE].graph
+    wanted = {f"{ANALYZED_PREFIX}{key}": key for key in keys}
+    found = {
+        wanted[op.name.rpartition("/")[2]]: op.name
+        for op in graph.get_operations()
+        if op.name.rpartition("/")[2] in wanted
+    }
+    missing = sorted(set(keys) - set(found))
+    if missing:
+        raise ValueError(f"the transform graph has no analyzed values {missing}")
+    subgraph = tf.compat.v1.graph_util.extract_sub_graph(graph.as_graph_def(), list(found.values()))
+    with tf.Graph().as_default() as constants_graph:
+        tf.import_graph_def(subgraph, name="")
+        with tf.compat.v1.Session(graph=constants_graph) as session:
+            return session.run({key: f"{name}:0" for key, name in found.items()})
+
+
+def vocabulary_ids(x: tf.Tensor, vocabulary: np.ndarray) -> tf.Tensor:
+    """Each value's index in `vocabulary`, len(vocabulary) for a value not in it: a
+    comparison with the vocabulary as a constant (TFT looks it up in a hash table read
+    from an asset file)."""
+    unseen = tf.constant(len(vocabulary), tf.int64)
+    if not len(vocabulary):
+        return tf.fill(tf.shape(x, out_type=tf.int64), unseen)
+    matches = tf.equal(x[:, tf.newaxis], tf.constant(vocabulary)[tf.newaxis, :])
+    first = tf.argmax(tf.cast(matches, tf.int32), axis=1, output_type=tf.int64)
+    return tf.where(tf.reduce_any(matches, axis=1), first, unseen)
+
+
+def builtin_transform_for(
+    model: ModelConfig, tf_transform_output: tft.TFTransformOutput
+) -> RawTransform | None:
+    """The family's builtin Transform; None for a family (or module) without one."""
+    try:
+        family = importlib.import_module(f"models.{model.package}.builtin_transform")
+    except ModuleNotFoundError:
+        return None
+    return family.builtin_transform(tf_transform_output, model)
+
+
+def check_same_features(
+    transform: RawTransform,
+    tf_transform_output: tft.TFTransformOutput,
+    rows: Mapping[str, np.ndarray],
+    names: list[str],
+) -> None:
+    """Raises ValueError unless `transform` gives the features `names` as TFT's graph
+    does on `rows`: ids equal, floats within FLOAT_TOLERANCE."""
+    raw_spec = tf_transform_output.raw_feature_spec()
+    count = len(next(iter(rows.values())))
+    one_per_row = tf.stack([tf.range(count, dtype=tf.int64), tf.zeros([count], tf.int64)], axis=1)
+    parsed = {
+        name: tf.SparseTensor(one_per_row, tf.constant(values, raw_spec[name].dtype), [count, 1])
+        if isinstance(raw_spec[name], tf.io.VarLenFeature)
+        else tf.reshape(tf.constant(values, raw_spec[name].dtype), [-1, *raw_spec[name].shape])
+        for name, values in rows.items()
+    }
+    expected = tf_transform_output.transform_features_layer()(parsed)
+    actual = transform(
+        {name: tf.constant(values, raw_spec[name].dtype) for name, values in rows.items()}
+    )
+    for name in names:
+        want, got = np.asarray(expected[name]), np.asarray(actual[name])
+        if want.dtype.kind == "f":
+            differ = ~np.isclose(got, want, rtol=FLOAT_TOLERANCE, atol=FLOAT_TOLERANCE)
+        else:
+            differ = got != want
+        if got.shape != want.shape or differ.any():
+            where = np.argwhere(differ)[:3].tolist() if got.shape == want.shape else "shape"
+            raise ValueError(
+                f"the builtin Transform disagrees with TFT's on {name!r} (rows {where}; "
+                f"shapes {got.shape} vs {want.shape}): a leanline bug, please report it"
+            )
+
+
+def end_to_end_module(
+    keras_model: keras.Model, transform: RawTransform, specs: Mapping[str, tf.TensorSpec]
+) -> tuple[tf.Module, Any]:
+    """A tf.Module and its `serving_raw` concrete function: raw features -> outputs."""
+    input_names = list(keras_model.input_names)
+
+    @tf.function(autograph=False)
+    def serve(**raw: tf.Tensor) -> dict[str, tf.Tensor]:
+        with tf.name_scope(BUILTIN_TRANSFORM_SCOPE):
+            transformed = transform(raw)
+        inputs = {name: transformed[name] for name in input_names}
+        return {OUTPUTS_KEY: keras_model(inputs, training=False)}
+
+    module = tf.Module()
+    module.model_variables = list(keras_model.variables)
+    return module, serve.get_concrete_function(**specs)
+
+
+def _batches(rows: Mapping[str, np.ndarray]) -> Iterator[dict[str, np.ndarray]]:
+    count = len(next(iter(rows.values())))
+    for index in range(count):
+        yield {name: values[index : index + 1] for name, values in rows.items()}
+
+
+def _transform_tensor_names(content: bytes) -> list[str]:
+    """Names of the tensors the builtin Transform computes in a converted model."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    details = Interpreter(model_content=content).get_tensor_details()
+    return sorted({d["name"] for d in details if BUILTIN_TRANSFORM_SCOPE in d["name"]})
+
+
+def to_end_to_end_tflite(
+    keras_model: keras.Model,
+    transform: RawTransform,
+    specs: Mapping[str, tf.TensorSpec],
+    optimization: str = "none",
+    calibration: Mapping[str, np.ndarray] | None = None,
+) -> bytes:
+    """The end-to-end TFLite flatbuffer, builtin ops only; `optimization` as
+    models.common.compression.to_tflite's.
+
+    With int8 calibration (post-training quantization) every op with an int8 kernel
+    would be quantized, the Transform's too: raw values of different scales through one
+    int8 range. The Transform's ops are kept float (TFLite's selective quantization), so
+    int8 starts at the model's inputs, as in the model-only TFLite.
+    """
+    module, function = end_to_end_module(keras_model, transform, specs)
+    with tempfile.TemporaryDirectory() as directory:
+        tf.saved_model.save(module, directory, signatures={SIGNATURE: function})
+
+        def converter() -> tf.lite.TFLiteConverter:
+            made = tf.lite.TFLiteConverter.from_saved_model(directory, signature_keys=[SIGNATURE])
+            made.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+            if optimization != "none":
+                made.optimizations = [tf.lite.Optimize.DEFAULT]
+            return made
+
+        if optimization != "int8" or calibration is None:
+            return without_debug_strings(converter().convert())
+        float_names = _transform_tensor_names(
+            tf.lite.TFLiteConverter.from_saved_model(
+                directory, signature_keys=[SIGNATURE]
+            ).convert()
+        )
+        calibrated = converter()
+        calibrated.representative_dataset = lambda: _batches(calibration)
+        debugger = tf.lite.experimental.QuantizationDebugger(
+            converter=calibrated,
+            debug_dataset=lambda: _batches(calibration),
+            debug_options=tf.lite.experimental.QuantizationDebugOptions(
+                denylisted_nodes=float_names
+            ),
+        )
+        return without_debug_strings(debugger.get_nondebug_quantized_model())
+
+
+@dataclass(frozen=True)
+class EndToEnd:
+    """The end-to-end TFLite models of a run and what they were measured at."""
+
+    float_tflite: bytes
+    compressed_tflite: bytes
+    # For report.json: rows used, sizes, quality of both, agreement with the SavedModel.
+    summary: dict[str, Any]
+
+
+def agreement(
+    tflite_outputs: np.ndarray, saved_model_outputs: np.ndarray, model: ModelConfig
+) -> dict[str, float]:
+    """How alike two formats of one model answer: the share of rows with the same class
+    (a classifier), or the mean and largest absolute difference (a regressor)."""
+    if model.is_regression:
+        difference = np.abs(tflite_outputs.reshape(-1) - saved_model_outputs.reshape(-1))
+        return {
+            "mean_abs_difference": float(difference.mean()),
+            "max_abs_difference": float(difference.max()),
+        }
+    if tflite_outputs.shape[-1] == 1:
+        same = (tflite_outputs.reshape(-1) > 0.5) == (saved_model_outputs.reshape(-1) > 0.5)
+    else:
+        same = tflite_outputs.argmax(axis=-1) == saved_model_outputs.argmax(axis=-1)
+    return {"class_agreement": float(np.mean(same))}
+
+
+def build_end_to_end(
+    float_model: keras.Model,
+    compressed: CompressedModel,
+    saved_model_dir: str,
+    tf_transform_output: tft.TFTransformOutput,
+    model: ModelConfig,
+    eval_examples: tf.Tensor,
+    train_examples: tf.Tensor,
+) -> EndToEnd | None:
+    """Both end-to-end TFLite models (float, and compressed as `compressed.tflite` was),
+    checked and measured on the eval examples with a value in every served feature;
+    None when the family has no builtin Transform. `saved_model_dir` is the compressed
+    serving SavedModel, whose `serving_raw` signature the models copy."""
+    transform = builtin_transform_for(model, tf_transform_output)
+    if transform is None:
+        return None
+    specs = raw_specs(saved_model_dir)
+    rows, complete = raw_rows(eval_examples, specs)
+    if not complete.any():
+        raise UserError(
+            "no eval row has a value in every feature the model serves, so the end-to-end "
+            f"TFLite cannot be checked: features {sorted(specs)}"
+        )
+    check_same_features(transform, tf_transform_output, rows, list(float_model.input_names))
+    calibration, _ = raw_rows(train_examples, specs)
+    float_tflite = to_end_to_end_tflite(float_model, transform, specs)
+    compressed_tflite = to_end_to_end_tflite(
+        compressed.keras_model,
+        transform,
+        specs,
+        compressed.optimization,
+        calibration if compressed.calibrated else None,
+    )
+    saved_model = tf.saved_model.load(saved_model_dir)
+    labels = saved_model.signatures[TRANSFORM_FEATURES_SIGNATURE](
+        examples=tf.boolean_mask(eval_examples, complete)
+    )[LABEL_KEY].numpy()
+    served = saved_model.signatures[SIGNATURE](
+        **{name: tf.constant(values, specs[name].dtype) for name, values in rows.items()}
+    )[OUTPUTS_KEY].numpy()
+    outputs = {
+        name: predict_in_batches(TfliteModel(content), rows)
+        for name, content in (("float", float_tflite), ("compressed", compressed_tflite))
+    }
+    summary = {
+        "signature": SIGNATURE,
+        "inputs": {name: spec.dtype.name for name, spec in specs.items()},
+        "eval_rows": int(complete.sum()),
+        "eval_rows_skipped_for_missing_values": int((~complete).sum()),
+        "sizes": {
+            "float_tflite": asdict(tflite_size(float_tflite)),
+            "compressed_tflite": asdict(tflite_size(compressed_tflite)),
+        },
+        "quality": {
+            f"{name}_tflite": asdict(quality(values, labels, model))
+            for name, values in outputs.items()
+        },
+        "agreement_with_saved_model": agreement(outputs["compressed"], served, model),
+        "latency_ms": {
+            "compressed_tflite": asdict(latency(TfliteModel(compressed_tflite), rows, 1)),
+        },
+    }
+    return EndToEnd(float_tflite, compressed_tflite, summary)
+
+
+def end_to_end_markdown(summary: Mapping[str, Any]) -> str:
+    """The compression report's section on the end-to-end TFLite."""
+    sizes, qualities = summary["sizes"], summary["quality"]
+    metrics = [name for name in QUALITY_TITLES if qualities["float_tflite"].get(name) is not None]
+    agreement = ", ".join(
+        f"{name} {value:.4f}" for name, value in summary["agreement_with_saved_model"].items()
+    )
+    lines = [
+        "",
+        "## End-to-end TFLite (what TF Serving serves with --prefer_tflite_model)",
+        "",
+        f"Raw features in (signature `{summary['signature']}`: "
+        f"{', '.join(f'{n} {d}' for n, d in summary['inputs'].items())}), the Transform inside, "
+        f"builtin ops only. Measured on {summary['eval_rows']} eval rows with a value in every "
+        f"feature ({summary['eval_rows_skipped_for_missing_values']} skipped); against the "
+        f"compressed SavedModel: {agreement}.",
+        "",
+        "| model | size (bytes) | zipped (bytes) | "
+        + " | ".join(QUALITY_TITLES[name] for name in metrics)
+        + " |",
+        "|---|---:|---:|" + "---:|" * len(metrics),
+    ]
+    for variant in ("float_tflite", "compressed_tflite"):
+        size, shown = sizes[variant], qualities[variant]
+        lines.append(
+            f"| {variant.replace('_', ' ')} | {size['bytes']} | {size['zipped_bytes']} | "
+            + " | ".join(format_quality(name, shown.get(name)) for name in metrics)
+            + " |"
+        )
+    p50 = summary["latency_ms"]["compressed_tflite"]["p50_ms"]
+    lines += ["", f"Compressed end-to-end TFLite, batch 1: p50 {p50:.3f} ms.", ""]
+    return "\n".join(lines)

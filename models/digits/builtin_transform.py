@@ -1,0 +1,26 @@
+"""Digits' Transform for the end-to-end TFLite: the 64 pixel columns stacked and scaled,
+in builtin TFLite ops (it has no analyzers)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import tensorflow as tf
+import tensorflow_transform as tft
+
+from models.common.end_to_end import RawTransform
+from models.digits.features import IMAGE_KEY, PIXEL_COLUMNS
+from models.digits.preprocessing import scaled_pixels
+from pipeline.config import ModelConfig
+
+
+def builtin_transform(
+    tf_transform_output: tft.TFTransformOutput, model: ModelConfig
+) -> RawTransform:
+    del tf_transform_output, model  # nothing analyzed, nothing configured
+
+    def transform(raw: Mapping[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        pixels = tf.stack([tf.cast(raw[c], tf.float32) for c in PIXEL_COLUMNS], axis=1)
+        return {IMAGE_KEY: scaled_pixels(pixels)}
+
+    return transform
