@@ -16,7 +16,14 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from pipeline.errors import UserError
 
@@ -124,6 +131,13 @@ class FeaturesConfig(_Strict):
 
     def all_columns(self) -> list[str]:
         return [*self.numeric, *self.bucketized, *self.categorical, *self.categorical_int]
+
+    @field_validator("bucketized", "categorical_int")
+    @classmethod
+    def _by_name(cls, columns: dict[str, int]) -> dict[str, int]:
+        # Components receive the config as JSON with sorted keys: in name order here too,
+        # every process builds a block's columns in one order.
+        return dict(sorted(columns.items()))
 
     @model_validator(mode="after")
     def _disjoint(self) -> FeaturesConfig:
@@ -303,6 +317,9 @@ class ThresholdsConfig(_Strict):
     # Lower is better: absolute upper bound (default none), and how much it may grow,
     # as a fraction of the baseline's value (defaults 0.05 and 0.05: 5% more error).
     max_value: float | None = None
+    # The share of eval rows on which a classifier's end-to-end TFLite and its SavedModel
+    # must predict the same class for the pusher to publish the version.
+    min_tflite_agreement: Fraction = 0.99
     max_increase_vs_uncompressed: Annotated[float, Field(ge=0.0)] | None = None
     max_increase_vs_blessed: Annotated[float, Field(ge=0.0)] | None = None
 

@@ -30,7 +30,11 @@ from tf_serving_double import serve_models
 from tfx import v1 as tfx
 from tfx.types import artifact_utils, standard_artifacts
 
-from components.compressor.executor import tflite_model_path
+from components.compressor.executor import (
+    END_TO_END_AGREEMENT_PROPERTY,
+    TFLITE_INPUTS_PROPERTY,
+    tflite_model_path,
+)
 from components.serving_pusher import ServingPusher
 from components.serving_pusher import executor as pusher
 from pipeline.config import LeanlineConfig
@@ -115,10 +119,17 @@ def run_executor(
     *,
     blessings: dict[str, int],
     evaluations: dict[str, Path] | None = None,
+    tflite_agreement: float | None = None,
 ):
-    """Calls the executor's Do the way TFX does; returns the PushedModel artifact."""
+    """Calls the executor's Do the way TFX does; returns the PushedModel artifact.
+    `tflite_agreement` marks the model's TFLite as end to end, agreeing so much with
+    its SavedModel."""
+    model = artifact(standard_artifacts.Model, model_dir)
+    if tflite_agreement is not None:
+        model.set_string_custom_property(TFLITE_INPUTS_PROPERTY, "raw")
+        model.set_float_custom_property(END_TO_END_AGREEMENT_PROPERTY, tflite_agreement)
     input_dict = {
-        pusher.MODEL_KEY: [artifact(standard_artifacts.Model, model_dir)],
+        pusher.MODEL_KEY: [model],
         pusher.EXAMPLES_KEY: [artifact(standard_artifacts.Examples, examples_dir)],
     }
     for key, blessed in blessings.items():
@@ -135,6 +146,7 @@ def run_executor(
             pusher.TFLITE_MODEL_DIR_KEY: str(work / "tflite" / MODEL_NAME),
             pusher.WARMUP_REQUESTS_KEY: WARMUP_REQUESTS,
             pusher.MODEL_NAME_KEY: MODEL_NAME,
+            pusher.MIN_TFLITE_AGREEMENT_KEY: 0.99,
         },
     )
     return pushed_model
@@ -727,3 +739,16 @@ def test_serving_the_tflite_adds_tf_servings_flags_everywhere(
     assert {"--prefer_tflite_model=true", "--num_tflite_pools=2"} <= set(container["args"])
     without = write_serving_manifests(taxi_config, tmp_path / "k8s-saved-model")
     assert "--prefer_tflite_model=true" not in without.read_text()
+
+
+def test_a_version_whose_two_formats_disagree_is_not_pushed(model_artifacts, tmp_path):
+    model_dir, examples_dir = model_artifacts
+    blessed = {pusher.COMPRESSION_BLESSING_KEY: 1, pusher.MODEL_BLESSING_KEY: 1}
+    pushed_model = run_executor(
+        model_dir, examples_dir, tmp_path, blessings=blessed, tflite_agreement=0.95
+    )
+    assert pushed_model.get_int_custom_property("pushed") == 0
+    reason = pushed_model.get_string_custom_property("not_pushed_reason")
+    assert "predict different classes on 5.00% of the compression report's eval rows" in reason
+    assert "allowed 1.00%, evaluation.thresholds.min_tflite_agreement" in reason
+    assert not (tmp_path / "serving").exists()

@@ -20,7 +20,6 @@ next to its float TFLite conversion, and the report says so.
 from __future__ import annotations
 
 import json
-import math
 import os
 from typing import Any
 
@@ -52,8 +51,8 @@ TFLITE_FILE = "model.tflite"
 TRANSFORMED_INPUTS_TFLITE_FILE = "transformed_inputs.tflite"
 RAW_EXAMPLES_KEY = "raw_examples"
 END_TO_END_KEY = "end_to_end"
-# Custom properties: "raw" (end-to-end TFLite) or "transformed" on compressed_model; the
-# end-to-end TFLite's class agreement with the SavedModel on compression_report.
+# Custom properties of compressed_model: "raw" (end-to-end TFLite) or "transformed", and
+# a classifier's end-to-end TFLite's class agreement with the SavedModel on eval rows.
 TFLITE_INPUTS_PROPERTY = "tflite_inputs"
 END_TO_END_AGREEMENT_PROPERTY = "end_to_end_class_agreement"
 REPORT_JSON = "report.json"
@@ -130,6 +129,11 @@ def _end_to_end(
     compressed_artifact.set_string_custom_property(
         TFLITE_INPUTS_PROPERTY, "transformed" if end_to_end is None else "raw"
     )
+    agreement = (end_to_end.summary["agreement_with_saved_model"] if end_to_end else {}).get(
+        "class_agreement"
+    )
+    if agreement is not None:
+        compressed_artifact.set_float_custom_property(END_TO_END_AGREEMENT_PROPERTY, agreement)
     return end_to_end
 
 
@@ -238,9 +242,5 @@ class Executor(base_executor.BaseExecutor):
         if end_to_end is not None:
             report_json[END_TO_END_KEY] = end_to_end.summary
             markdown += end_to_end_markdown(end_to_end.summary)
-            report_artifact.set_float_custom_property(
-                END_TO_END_AGREEMENT_PROPERTY,
-                end_to_end.summary["agreement_with_saved_model"].get("class_agreement", math.nan),
-            )
         _write_report(report_artifact.uri, report_json, markdown)
         _record_headline(report_artifact, report)

@@ -20,6 +20,7 @@ from components.serving_pusher.executor import (
     COMPRESSION_BLESSING_KEY,
     COMPRESSION_EVALUATION_KEY,
     EXAMPLES_KEY,
+    MIN_TFLITE_AGREEMENT_KEY,
     MODEL_BLESSING_KEY,
     MODEL_EVALUATION_KEY,
     MODEL_KEY,
@@ -40,6 +41,8 @@ class ServingPusherSpec(ComponentSpec):
         # Eval examples written as warm-up requests; 0 writes none.
         WARMUP_REQUESTS_KEY: ExecutionParameter(type=int, optional=True),
         MODEL_NAME_KEY: ExecutionParameter(type=str),
+        # Refuse a classifier whose end-to-end TFLite and SavedModel agree on fewer eval rows.
+        MIN_TFLITE_AGREEMENT_KEY: ExecutionParameter(type=float, optional=True),
     }
     INPUTS = {
         MODEL_KEY: ChannelParameter(type=standard_artifacts.Model),
@@ -77,6 +80,7 @@ class ServingPusher(base_component.BaseComponent):
         examples: types.BaseChannel | None = None,
         tflite_model_dir: str | None = None,
         warmup_requests: int = 0,
+        min_tflite_agreement: float | None = None,
     ):
         if warmup_requests and examples is None:
             raise ValueError("warmup_requests needs `examples` (ExampleGen's output) to draw from")
@@ -92,6 +96,7 @@ class ServingPusher(base_component.BaseComponent):
                 tflite_model_dir=tflite_model_dir,
                 warmup_requests=warmup_requests,
                 model_name=model_name,
+                min_tflite_agreement=min_tflite_agreement,
                 pushed_model=types.Channel(type=standard_artifacts.PushedModel),
             )
         )

@@ -32,6 +32,7 @@ from tfx.types import artifact_utils
 from tfx.utils import path_utils
 
 from components.compressor.executor import (
+    END_TO_END_AGREEMENT_PROPERTY,
     TFLITE_FILE,
     tflite_model_path,
     tflite_takes_raw_features,
@@ -53,6 +54,7 @@ SERVING_MODEL_DIR_KEY = "serving_model_dir"
 TFLITE_MODEL_DIR_KEY = "tflite_model_dir"
 WARMUP_REQUESTS_KEY = "warmup_requests"
 MODEL_NAME_KEY = "model_name"
+MIN_TFLITE_AGREEMENT_KEY = "min_tflite_agreement"
 
 PUSH_SUMMARY_FILE = "push.json"
 
@@ -90,6 +92,11 @@ class Executor(base_executor.BaseExecutor):
             logging.info("Not pushing: %s", reason)
             _record(pushed_model, pushed=False, not_pushed_reason=reason)
             return
+        disagreement = format_disagreement(model, exec_properties.get(MIN_TFLITE_AGREEMENT_KEY))
+        if disagreement:
+            logging.info("Not pushing: %s", disagreement)
+            _record(pushed_model, pushed=False, not_pushed_reason=disagreement)
+            return
         warmup_count = exec_properties.get(WARMUP_REQUESTS_KEY) or 0
         examples = []
         if warmup_count:
@@ -118,6 +125,24 @@ class Executor(base_executor.BaseExecutor):
         (Path(pushed_model.uri) / PUSH_SUMMARY_FILE).write_text(
             json.dumps(push.summary(), indent=2)
         )
+
+
+def format_disagreement(model: types.Artifact, min_agreement: float | None) -> str | None:
+    """Why a version whose two formats answer differently must not be published: TF
+    Serving may serve either (--prefer_tflite_model), so both must give one answer."""
+    if min_agreement is None or not tflite_takes_raw_features(model):
+        return None
+    properties = model.mlmd_artifact.custom_properties
+    if END_TO_END_AGREEMENT_PROPERTY not in properties:
+        return None  # a regressor: no classes to agree on
+    agreement = model.get_float_custom_property(END_TO_END_AGREEMENT_PROPERTY)
+    if agreement >= min_agreement:
+        return None
+    return (
+        f"the end-to-end TFLite and the SavedModel of this model predict different classes "
+        f"on {100 * (1 - agreement):.2f}% of the compression report's eval rows (allowed "
+        f"{100 * (1 - min_agreement):.2f}%, evaluation.thresholds.min_tflite_agreement)"
+    )
 
 
 def _already_pushed(input_dict: dict[str, list[types.Artifact]], model: types.Artifact) -> bool:

@@ -68,6 +68,7 @@ PRUNING_MASK_UPDATES = 20
 TFLITE_THREADS = 1
 LATENCY_BATCH_SIZES = (1, 256)
 LATENCY_RUNS = {1: 300, 256: 50}
+DEFAULT_LATENCY_RUNS = 100
 LATENCY_WARMUP_RUNS = 10
 PREDICT_BATCH_SIZE = 256
 
@@ -503,7 +504,7 @@ def latency(predict: Predict, features: Features, batch_size: int) -> Latency:
     for _ in range(LATENCY_WARMUP_RUNS):
         predict(batch)
     seconds = []
-    for _ in range(LATENCY_RUNS[batch_size]):
+    for _ in range(LATENCY_RUNS.get(batch_size, DEFAULT_LATENCY_RUNS)):
         start = time.perf_counter()
         predict(batch)
         seconds.append(time.perf_counter() - start)

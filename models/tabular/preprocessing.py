@@ -15,7 +15,8 @@ model's inputs stay the same size however many columns a table has:
 The id blocks give each column its own id range, offset by the ranges of the columns
 before it (column j's ids start at the sum of the earlier columns' N), so one embedding
 table serves the whole block; blocks and vocabulary ids record their range in the
-transformed schema, which sizes the model's embeddings. Columns keep config order.
+transformed schema, which sizes the model's embeddings. Numeric columns keep config
+order; bucketized and categorical_int columns are in name order (pipeline.config).
 """
 
 from __future__ import annotations
