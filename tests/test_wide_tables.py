@@ -126,8 +126,9 @@ def test_id_blocks_match_tft_per_column_and_record_one_id_range(tmp_path):
     )
     assert buckets[:, 0].min() == 0 and buckets[:, 0].max() == 9
     ids = np.stack([row[CATEGORICAL_INT_KEY] for row in transformed])
-    np.testing.assert_array_equal(ids[:, 0], np.clip(hour, 0, 23))
-    np.testing.assert_array_equal(ids[:, 1], [24 + (0 if i % 9 else 3) for i in range(ROWS)])
+    # Columns in name order (pipeline.config): day's 8 ids, then hour's.
+    np.testing.assert_array_equal(ids[:, 0], [0 if i % 9 else 3 for i in range(ROWS)])
+    np.testing.assert_array_equal(ids[:, 1], 8 + np.clip(hour, 0, 23))
 
     output = tft.TFTransformOutput(str(tmp_path))
     assert output.num_buckets_for_transformed_feature(BUCKETIZED_KEY) == 14

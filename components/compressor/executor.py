@@ -124,7 +124,6 @@ def _end_to_end(
             tf_transform_output,
             model,
             _split_examples(raw_examples, "eval", config.report_examples),
-            _split_examples(raw_examples, "train", config.representative_examples),
         )
     compressed_artifact.set_string_custom_property(
         TFLITE_INPUTS_PROPERTY, "transformed" if end_to_end is None else "raw"

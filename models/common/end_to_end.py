@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import importlib
 import tempfile
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -30,6 +30,7 @@ import tf_keras as keras
 from models.common.compression import (
     CompressedModel,
     TfliteModel,
+    TfliteOptimization,
     latency,
     predict_in_batches,
     tflite_size,
@@ -43,8 +44,7 @@ from pipeline.config import ModelConfig
 from pipeline.errors import UserError
 
 RawTransform = Callable[[Mapping[str, tf.Tensor]], dict[str, tf.Tensor]]
-# Ops of the builtin Transform live under this name scope: int8 post-training
-# quantization leaves them float (see `to_end_to_end_tflite`).
+# Ops of the builtin Transform live under this name scope (to tell them apart in the model).
 BUILTIN_TRANSFORM_SCOPE = "builtin_transform"
 SIGNATURE = "serving_raw"
 OUTPUTS_KEY = "outputs"
@@ -154,63 +154,41 @@ def end_to_end_module(
     return module, serve.get_concrete_function(**specs)
 
 
-def _batches(rows: Mapping[str, np.ndarray]) -> Iterator[dict[str, np.ndarray]]:
-    count = len(next(iter(rows.values())))
-    for index in range(count):
-        yield {name: values[index : index + 1] for name, values in rows.items()}
-
-
-def _transform_tensor_names(content: bytes) -> list[str]:
-    """Names of the tensors the builtin Transform computes in a converted model."""
-    from ai_edge_litert.interpreter import Interpreter
-
-    details = Interpreter(model_content=content).get_tensor_details()
-    return sorted({d["name"] for d in details if BUILTIN_TRANSFORM_SCOPE in d["name"]})
-
-
 def to_end_to_end_tflite(
     keras_model: keras.Model,
     transform: RawTransform,
     specs: Mapping[str, tf.TensorSpec],
-    optimization: str = "none",
-    calibration: Mapping[str, np.ndarray] | None = None,
+    optimization: TfliteOptimization = "none",
 ) -> bytes:
-    """The end-to-end TFLite flatbuffer, builtin ops only; `optimization` as
-    models.common.compression.to_tflite's.
+    """The end-to-end TFLite flatbuffer, builtin ops only: float32 (`none`), int8 weights
+    (`dynamic`), or int8 from a QAT model's fake-quant ranges (`int8`, no calibration).
 
-    With int8 calibration (post-training quantization) every op with an int8 kernel
-    would be quantized, the Transform's too: raw values of different scales through one
-    int8 range. The Transform's ops are kept float (TFLite's selective quantization), so
-    int8 starts at the model's inputs, as in the model-only TFLite.
+    There is no calibrated (post-training) int8 here: calibration would quantize every
+    op with an int8 kernel, the Transform's too, putting raw values of different scales
+    through one int8 range; and TFLite's selective quantization, which could keep them
+    float, crashed the process on a 50-column table. QAT quantizes only what its
+    fake-quant ops cover: from the model's inputs on.
     """
     module, function = end_to_end_module(keras_model, transform, specs)
     with tempfile.TemporaryDirectory() as directory:
         tf.saved_model.save(module, directory, signatures={SIGNATURE: function})
+        converter = tf.lite.TFLiteConverter.from_saved_model(directory, signature_keys=[SIGNATURE])
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+        if optimization != "none":
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        return without_debug_strings(converter.convert())
 
-        def converter() -> tf.lite.TFLiteConverter:
-            made = tf.lite.TFLiteConverter.from_saved_model(directory, signature_keys=[SIGNATURE])
-            made.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-            if optimization != "none":
-                made.optimizations = [tf.lite.Optimize.DEFAULT]
-            return made
 
-        if optimization != "int8" or calibration is None:
-            return without_debug_strings(converter().convert())
-        float_names = _transform_tensor_names(
-            tf.lite.TFLiteConverter.from_saved_model(
-                directory, signature_keys=[SIGNATURE]
-            ).convert()
-        )
-        calibrated = converter()
-        calibrated.representative_dataset = lambda: _batches(calibration)
-        debugger = tf.lite.experimental.QuantizationDebugger(
-            converter=calibrated,
-            debug_dataset=lambda: _batches(calibration),
-            debug_options=tf.lite.experimental.QuantizationDebugOptions(
-                denylisted_nodes=float_names
-            ),
-        )
-        return without_debug_strings(debugger.get_nondebug_quantized_model())
+# What the compressed end-to-end TFLite holds, by the model-only TFLite's recipe.
+END_TO_END_FORMATS = {
+    ("none", False): "float32",
+    ("dynamic", False): "int8 weights, float32 activations (dynamic range)",
+    # Post-training int8 (calibrated): see to_end_to_end_tflite.
+    ("int8", True): "int8 weights, float32 activations (dynamic range; the model-only "
+    "TFLite is full int8 from calibration)",
+    ("int8", False): "int8 weights and activations from quantization-aware training, "
+    "the Transform float",
+}
 
 
 @dataclass(frozen=True)
@@ -248,10 +226,10 @@ def build_end_to_end(
     tf_transform_output: tft.TFTransformOutput,
     model: ModelConfig,
     eval_examples: tf.Tensor,
-    train_examples: tf.Tensor,
 ) -> EndToEnd | None:
-    """Both end-to-end TFLite models (float, and compressed as `compressed.tflite` was),
-    checked and measured on the eval examples with a value in every served feature;
+    """Both end-to-end TFLite models (float, and compressed like `compressed.tflite`, see
+    to_end_to_end_tflite), checked and measured on the eval examples with a value in
+    every served feature;
     None when the family has no builtin Transform. `saved_model_dir` is the compressed
     serving SavedModel, whose `serving_raw` signature the models copy."""
     transform = builtin_transform_for(model, tf_transform_output)
@@ -265,15 +243,9 @@ def build_end_to_end(
             f"TFLite cannot be checked: features {sorted(specs)}"
         )
     check_same_features(transform, tf_transform_output, rows, list(float_model.input_names))
-    calibration, _ = raw_rows(train_examples, specs)
     float_tflite = to_end_to_end_tflite(float_model, transform, specs)
-    compressed_tflite = to_end_to_end_tflite(
-        compressed.keras_model,
-        transform,
-        specs,
-        compressed.optimization,
-        calibration if compressed.calibrated else None,
-    )
+    optimization = "dynamic" if compressed.calibrated else compressed.optimization
+    compressed_tflite = to_end_to_end_tflite(compressed.keras_model, transform, specs, optimization)
     saved_model = tf.saved_model.load(saved_model_dir)
     labels = saved_model.signatures[TRANSFORM_FEATURES_SIGNATURE](
         examples=tf.boolean_mask(eval_examples, complete)
@@ -286,6 +258,7 @@ def build_end_to_end(
         for name, content in (("float", float_tflite), ("compressed", compressed_tflite))
     }
     summary = {
+        "format": END_TO_END_FORMATS[compressed.optimization, compressed.calibrated],
         "signature": SIGNATURE,
         "inputs": {name: spec.dtype.name for name, spec in specs.items()},
         "eval_rows": int(complete.sum()),
@@ -317,7 +290,7 @@ def end_to_end_markdown(summary: Mapping[str, Any]) -> str:
         "",
         "## End-to-end TFLite (what TF Serving serves with --prefer_tflite_model)",
         "",
-        f"Raw features in (signature `{summary['signature']}`: "
+        f"{summary['format']}. Raw features in (signature `{summary['signature']}`: "
         f"{', '.join(f'{n} {d}' for n, d in summary['inputs'].items())}), the Transform inside, "
         f"builtin ops only. Measured on {summary['eval_rows']} eval rows with a value in every "
         f"feature ({summary['eval_rows_skipped_for_missing_values']} skipped); against the "
