@@ -151,7 +151,7 @@ def _pass_through(
         path_utils.serving_model_path(model_uri), path_utils.serving_model_path(compressed.uri)
     )
     tflite = compression.to_tflite(float_model)
-    _write_tflite(compressed.uri, tflite)
+    _write_tflite(compressed.uri, tflite, end_to_end=None)
     size = compression.tflite_size(tflite)
     message = "compression.enabled is false: the Trainer's model is passed on unchanged"
     _write_report(
