@@ -20,7 +20,6 @@ Writes benchmarks/results/inference.json and the inference table of benchmarks/R
 from __future__ import annotations
 
 import argparse
-import glob
 import json
 import os
 from collections.abc import Sequence
@@ -43,7 +42,7 @@ from components.compressor.executor import (
     tflite_model_path,
 )
 from models.common import compression
-from models.common.data import raw_rows
+from models.common.data import raw_rows, read_split_examples
 from models.common.export import (
     EXAMPLES_INPUT,
     OUTPUTS_KEY,
@@ -98,12 +97,6 @@ def node_artifacts(
     return found
 
 
-def serialized_eval_examples(examples_uri: str, count: int) -> tf.Tensor:
-    files = sorted(glob.glob(os.path.join(examples_uri, "Split-eval", "*")))
-    records = tf.data.TFRecordDataset(files, compression_type="GZIP").take(count)
-    return tf.constant(list(records.as_numpy_iterator()), tf.string)
-
-
 def signature_predictor(
     path: str, signature: str, specs: dict[str, tf.TensorSpec]
 ) -> compression.Predict:
@@ -129,7 +122,7 @@ def measure(config: LeanlineConfig, output_dir: Path) -> dict[str, Any]:
     count = 4 * max(BATCH_SIZES)
     compressed_serving = os.path.join(compressed_uri, SERVING_DIR)
     specs = raw_specs(compressed_serving)
-    serialized = serialized_eval_examples(raw_examples_uri, count)
+    serialized = tf.constant(read_split_examples(raw_examples_uri, count), tf.string)
     raw, _ = raw_rows(serialized, specs)
     transformed = compression.compression_inputs(
         os.path.join(transformed_uri, "Split-train", "*"),

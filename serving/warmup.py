@@ -22,19 +22,6 @@ from models.common.export import EXAMPLES_INPUT, SERVING_DEFAULT_SIGNATURE, SERV
 from pipeline.errors import UserError
 
 WARMUP_FILE = Path("assets.extra") / "tf_serving_warmup_requests"
-EVAL_SPLIT = "eval"
-
-
-def read_split_examples(examples_uri: str, count: int, split: str = EVAL_SPLIT) -> list[bytes]:
-    """Up to `count` serialized tf.Examples from one split of an Examples artifact."""
-    pattern = f"{examples_uri.rstrip('/')}/Split-{split}/*"
-    files = sorted(tf.io.gfile.glob(pattern))
-    if not files:
-        raise UserError(
-            f"no {split} examples to build warm-up requests from: nothing matches {pattern}"
-        )
-    records = tf.data.TFRecordDataset(files, compression_type="GZIP").take(count)
-    return [bytes(record) for record in records.as_numpy_iterator()]
 
 
 def predict_request(

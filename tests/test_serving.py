@@ -37,6 +37,7 @@ from components.compressor.executor import (
 )
 from components.serving_pusher import ServingPusher
 from components.serving_pusher import executor as pusher
+from models.common.data import read_split_examples
 from pipeline.config import LeanlineConfig
 from pipeline.errors import UserError
 from serving import cli, client
@@ -44,7 +45,7 @@ from serving.check import check_servable
 from serving.configs import BatchingParameters, write_serving_configs
 from serving.manifests import write_serving_manifests
 from serving.versions import STAGING_PREFIX, existing_versions, publish_version
-from serving.warmup import WARMUP_FILE, read_split_examples, read_warmup_requests
+from serving.warmup import WARMUP_FILE, read_warmup_requests
 
 REPO = Path(__file__).resolve().parents[1]
 SERVING_MODEL_SUBDIR = "Format-Serving"  # inside a Model artifact (TFX's layout)

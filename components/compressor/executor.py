@@ -32,6 +32,7 @@ from tfx.types import artifact_utils, standard_artifact_utils
 from tfx.utils import io_utils, json_utils, path_utils
 
 from models.common import compression
+from models.common.data import read_split_examples
 from models.common.end_to_end import EndToEnd, build_end_to_end, end_to_end_markdown
 from models.common.export import export_serving_model, keras_model_path
 from models.common.features import compression_config, model_config, training_config
@@ -94,15 +95,6 @@ def _write_tflite(model_uri: str, model_only: bytes, end_to_end: EndToEnd | None
     io_utils.write_bytes_file(tflite_model_path(model_uri), shipped)
 
 
-def _split_examples(examples: list[types.Artifact], split: str, count: int) -> tf.Tensor:
-    """The first `count` serialized tf.Examples of a split, as one [n] string tensor."""
-    files = sorted(
-        tf.io.gfile.glob(os.path.join(standard_artifact_utils.get_split_uri(examples, split), "*"))
-    )
-    records = tf.data.TFRecordDataset(files, compression_type="GZIP").take(count)
-    return tf.constant(list(records.as_numpy_iterator()), tf.string)
-
-
 def _end_to_end(
     input_dict: dict[str, list[types.Artifact]],
     float_model: keras.Model,
@@ -123,7 +115,9 @@ def _end_to_end(
             path_utils.serving_model_path(compressed_artifact.uri),
             tf_transform_output,
             model,
-            _split_examples(raw_examples, "eval", config.report_examples),
+            tf.constant(
+                read_split_examples(raw_examples[0].uri, config.report_examples), tf.string
+            ),
         )
     compressed_artifact.set_string_custom_property(
         TFLITE_INPUTS_PROPERTY, "transformed" if end_to_end is None else "raw"

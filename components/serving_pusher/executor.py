@@ -37,11 +37,12 @@ from components.compressor.executor import (
     tflite_model_path,
     tflite_takes_raw_features,
 )
+from models.common.data import read_split_examples
 from models.common.export import raw_specs
 from pipeline.errors import UserError
 from serving.check import ServableReport, check_servable
 from serving.versions import publish_version
-from serving.warmup import read_split_examples, warmup_records, write_warmup_requests
+from serving.warmup import warmup_records, write_warmup_requests
 
 MODEL_KEY = "model"
 COMPRESSION_BLESSING_KEY = "compression_blessing"

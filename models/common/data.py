@@ -17,12 +17,14 @@ import tensorflow as tf
 import tensorflow_transform as tft
 
 from models.common.features import LABEL_KEY
+from pipeline.errors import UserError
 
 SHUFFLE_BUFFER_SIZE = 10_000
 SHUFFLE_SEED = 42
 COUNT_BATCH_SIZE = 4096
 
 FilePatterns = str | Sequence[str]
+EVAL_SPLIT = "eval"
 
 
 def matching_files(file_pattern: FilePatterns) -> list[str]:
@@ -100,6 +102,18 @@ def label_stats(file_pattern: FilePatterns, dtype: tf.dtypes.DType) -> LabelStat
     mean = total / count if count else math.nan
     variance = max(squares / count - mean * mean, 0.0) if count else math.nan
     return LabelStats(rows, non_finite, mean, math.sqrt(variance), low, high)
+
+
+def read_split_examples(examples_uri: str, count: int, split: str = EVAL_SPLIT) -> list[bytes]:
+    """Up to `count` serialized tf.Examples from one split of an Examples artifact."""
+    pattern = f"{examples_uri.rstrip('/')}/Split-{split}/*"
+    files = sorted(tf.io.gfile.glob(pattern))
+    if not files:
+        raise UserError(
+            f"no {split} examples to build warm-up requests from: nothing matches {pattern}"
+        )
+    records = tf.data.TFRecordDataset(files, compression_type="GZIP").take(count)
+    return [bytes(record) for record in records.as_numpy_iterator()]
 
 
 def raw_rows(

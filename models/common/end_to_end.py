@@ -37,17 +37,19 @@ from models.common.compression import (
     without_debug_strings,
 )
 from models.common.data import raw_rows
-from models.common.export import TRANSFORM_FEATURES_SIGNATURE, raw_specs
+from models.common.export import (
+    OUTPUTS_KEY,
+    SERVING_RAW_SIGNATURE,
+    TRANSFORM_FEATURES_SIGNATURE,
+    as_parsed,
+    raw_specs,
+)
 from models.common.features import ANALYZED_PREFIX, LABEL_KEY
 from models.common.quality import QUALITY_TITLES, format_quality, quality
 from pipeline.config import ModelConfig
 from pipeline.errors import UserError
 
 RawTransform = Callable[[Mapping[str, tf.Tensor]], dict[str, tf.Tensor]]
-# Ops of the builtin Transform live under this name scope (to tell them apart in the model).
-BUILTIN_TRANSFORM_SCOPE = "builtin_transform"
-SIGNATURE = "serving_raw"
-OUTPUTS_KEY = "outputs"
 # How far a float feature of the builtin Transform may be from TFT's (float32 rounding).
 FLOAT_TOLERANCE = 1e-4
 TRANSFORM_SIGNATURE = "transform_signature"
@@ -110,18 +112,11 @@ def check_same_features(
     """Raises ValueError unless `transform` gives the features `names` as TFT's graph
     does on `rows`: ids equal, floats within FLOAT_TOLERANCE."""
     raw_spec = tf_transform_output.raw_feature_spec()
-    count = len(next(iter(rows.values())))
-    one_per_row = tf.stack([tf.range(count, dtype=tf.int64), tf.zeros([count], tf.int64)], axis=1)
-    parsed = {
-        name: tf.SparseTensor(one_per_row, tf.constant(values, raw_spec[name].dtype), [count, 1])
-        if isinstance(raw_spec[name], tf.io.VarLenFeature)
-        else tf.reshape(tf.constant(values, raw_spec[name].dtype), [-1, *raw_spec[name].shape])
-        for name, values in rows.items()
-    }
-    expected = tf_transform_output.transform_features_layer()(parsed)
-    actual = transform(
-        {name: tf.constant(values, raw_spec[name].dtype) for name, values in rows.items()}
+    tensors = {name: tf.constant(values, raw_spec[name].dtype) for name, values in rows.items()}
+    expected = tf_transform_output.transform_features_layer()(
+        as_parsed(tensors, {name: raw_spec[name] for name in rows})
     )
+    actual = transform(tensors)
     for name in names:
         want, got = np.asarray(expected[name]), np.asarray(actual[name])
         if want.dtype.kind == "f":
@@ -144,8 +139,7 @@ def end_to_end_module(
 
     @tf.function(autograph=False)
     def serve(**raw: tf.Tensor) -> dict[str, tf.Tensor]:
-        with tf.name_scope(BUILTIN_TRANSFORM_SCOPE):
-            transformed = transform(raw)
+        transformed = transform(raw)
         inputs = {name: transformed[name] for name in input_names}
         return {OUTPUTS_KEY: keras_model(inputs, training=False)}
 
@@ -171,8 +165,10 @@ def to_end_to_end_tflite(
     """
     module, function = end_to_end_module(keras_model, transform, specs)
     with tempfile.TemporaryDirectory() as directory:
-        tf.saved_model.save(module, directory, signatures={SIGNATURE: function})
-        converter = tf.lite.TFLiteConverter.from_saved_model(directory, signature_keys=[SIGNATURE])
+        tf.saved_model.save(module, directory, signatures={SERVING_RAW_SIGNATURE: function})
+        converter = tf.lite.TFLiteConverter.from_saved_model(
+            directory, signature_keys=[SERVING_RAW_SIGNATURE]
+        )
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
         if optimization != "none":
             converter.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -250,7 +246,7 @@ def build_end_to_end(
     labels = saved_model.signatures[TRANSFORM_FEATURES_SIGNATURE](
         examples=tf.boolean_mask(eval_examples, complete)
     )[LABEL_KEY].numpy()
-    served = saved_model.signatures[SIGNATURE](
+    served = saved_model.signatures[SERVING_RAW_SIGNATURE](
         **{name: tf.constant(values, specs[name].dtype) for name, values in rows.items()}
     )[OUTPUTS_KEY].numpy()
     outputs = {
@@ -259,7 +255,7 @@ def build_end_to_end(
     }
     summary = {
         "format": END_TO_END_FORMATS[compressed.optimization, compressed.calibrated],
-        "signature": SIGNATURE,
+        "signature": SERVING_RAW_SIGNATURE,
         "inputs": {name: spec.dtype.name for name, spec in specs.items()},
         "eval_rows": int(complete.sum()),
         "eval_rows_skipped_for_missing_values": int((~complete).sum()),

@@ -116,7 +116,7 @@ def _raw_tensor_spec(name: str, feature: tf.io.FixedLenFeature | tf.io.VarLenFea
     return tf.TensorSpec(shape, feature.dtype, name=name)
 
 
-def _as_parsed(tensors: dict[str, tf.Tensor], spec: FeatureSpec) -> dict[str, tf.Tensor]:
+def as_parsed(tensors: dict[str, tf.Tensor], spec: FeatureSpec) -> dict[str, tf.Tensor]:
     """`serving_raw`'s inputs shaped the way `tf.io.parse_example` returns the features."""
     parsed = {}
     rows = tf.shape(next(iter(tensors.values())), out_type=tf.int64)[0]
@@ -175,7 +175,7 @@ def export_serving_model(
 
     @tf.function(autograph=False)
     def serve_raw(**tensors: tf.Tensor) -> dict[str, tf.Tensor]:
-        return predict(_as_parsed(tensors, serving_spec))
+        return predict(as_parsed(tensors, serving_spec))
 
     @tf.function(input_signature=[examples_spec], autograph=False)
     def transform_features(examples: tf.Tensor) -> dict[str, tf.Tensor]:
