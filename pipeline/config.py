@@ -32,6 +32,9 @@ MODEL_FAMILIES = ("tabular", "taxi", "digits")
 # Families that train a regressor as well as a classifier (`model.task: regression`).
 REGRESSION_FAMILIES = ("tabular",)
 BUNDLED_DATASETS = ("taxi", "penguins", "digits")
+# Families whose Transform is rebuilt in builtin TFLite ops for the end-to-end TFLite
+# (models/<family>/builtin_transform.py).
+BUILTIN_TRANSFORM_FAMILIES = ("tabular", "taxi", "digits")
 # tf_keras metrics (TFMA names) for which a lower value is the better model; every other
 # metric is gated as higher-is-better.
 LOWER_IS_BETTER_METRICS = frozenset(
@@ -194,6 +197,14 @@ class ModelConfig(_Strict):
         return Path(self.module).stem if self.module_is_file else self.module.rpartition(".")[2]
 
     @property
+    def end_to_end_tflite(self) -> bool:
+        """Whether runs ship a TFLite model that takes raw features (the Transform inside,
+        builtin ops only): the family's Transform has a builtin twin, and no vocabulary
+        hashes unseen values into buckets (TFT's FarmHash has no builtin op)."""
+        hashes = bool(self.features.categorical) and self.oov_buckets > 1
+        return self.family in BUILTIN_TRANSFORM_FAMILIES and not hashes
+
+    @property
     def package(self) -> str:
         """The package under models/ whose preprocessing_fn and run_fn the pipeline names."""
         return self.family or "custom"
@@ -296,6 +307,12 @@ class CompressionConfig(_Strict):
         return self
 
 
+def gates_judge_tflite(model: ModelConfig, compression: CompressionConfig) -> bool:
+    """Whether the gates judge the end-to-end TFLite models (TFMA's `tf_lite` models) of a
+    run rather than its SavedModels: when compression builds them."""
+    return compression.enabled and model.end_to_end_tflite
+
+
 ChangeBound = tuple[Literal["absolute", "relative"], float]
 
 
@@ -322,6 +339,15 @@ class ThresholdsConfig(_Strict):
     min_tflite_agreement: Fraction = 0.99
     max_increase_vs_uncompressed: Annotated[float, Field(ge=0.0)] | None = None
     max_increase_vs_blessed: Annotated[float, Field(ge=0.0)] | None = None
+    # The slice gate, part of the compression gate: compression hurts rare slices most
+    # (Hooker et al., 2019 and 2020), which the overall slice hides. In every slice of
+    # `evaluation.slices` with at least min_slice_examples eval rows, the compressed
+    # model may lose at most max_slice_drop (higher is better) or grow the error by at
+    # most max_slice_increase of the uncompressed model's (lower is better). Smaller
+    # slices are reported without metrics (TFMA's min_slice_size). Unset: no slice gate.
+    max_slice_drop: Fraction | None = None
+    max_slice_increase: Annotated[float, Field(ge=0.0)] | None = None
+    min_slice_examples: PositiveInt = 100
 
     @property
     def lower_is_better(self) -> bool:
@@ -343,6 +369,16 @@ class ThresholdsConfig(_Strict):
         return "absolute", _given(self.max_drop_vs_uncompressed, 0.005)
 
     @property
+    def vs_slices(self) -> ChangeBound | None:
+        """How far the metric may move in each large enough slice against the run's
+        uncompressed model; None without a slice gate."""
+        if self.lower_is_better:
+            return (
+                None if self.max_slice_increase is None else ("relative", self.max_slice_increase)
+            )
+        return None if self.max_slice_drop is None else ("absolute", self.max_slice_drop)
+
+    @property
     def vs_blessed(self) -> ChangeBound:
         """How far the metric may move against the last pushed model."""
         if self.lower_is_better:
@@ -353,15 +389,21 @@ class ThresholdsConfig(_Strict):
     def _bounds_fit_the_direction(self) -> ThresholdsConfig:
         if self.lower_is_better:
             wrong, direction, use = (
-                ("min_value", "max_drop_vs_uncompressed", "max_drop_vs_blessed"),
+                ("min_value", "max_drop_vs_uncompressed", "max_drop_vs_blessed", "max_slice_drop"),
                 "lower",
-                "max_value, max_increase_vs_uncompressed and max_increase_vs_blessed",
+                "max_value, max_increase_vs_uncompressed, max_increase_vs_blessed and "
+                "max_slice_increase",
             )
         else:
             wrong, direction, use = (
-                ("max_value", "max_increase_vs_uncompressed", "max_increase_vs_blessed"),
+                (
+                    "max_value",
+                    "max_increase_vs_uncompressed",
+                    "max_increase_vs_blessed",
+                    "max_slice_increase",
+                ),
                 "higher",
-                "min_value, max_drop_vs_uncompressed and max_drop_vs_blessed",
+                "min_value, max_drop_vs_uncompressed, max_drop_vs_blessed and max_slice_drop",
             )
         given = [key for key in wrong if getattr(self, key) is not None]
         if given:
@@ -389,6 +431,11 @@ class EvaluationConfig(_Strict):
         if self.thresholds.metric not in names:
             raise ValueError(
                 f"thresholds.metric {self.thresholds.metric!r} is not among the computed metrics {names}"
+            )
+        if self.thresholds.vs_slices is not None and not self.slices:
+            raise ValueError(
+                "thresholds.max_slice_drop / max_slice_increase gate slices, but `slices` is "
+                "empty; list the columns to slice by, e.g. slices: [[payment_type]]"
             )
         return self
 

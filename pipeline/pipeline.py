@@ -4,12 +4,17 @@ Runners (pipeline/local_runner.py, kubeflow/runner.py) only choose where it runs
 
     ExampleGen -> StatisticsGen -> SchemaGen | ImportSchemaGen -> ExampleValidator -> DataGate
       -> Transform -> Trainer -> Compressor
-      -> EvaluateCompression (compressed vs the run's uncompressed model)
+      -> EvaluateCompression (compressed vs the run's uncompressed model) [-> SliceGate]
       -> [blessed] EvaluateVsBlessed (compressed vs the last pushed model) -> ServingPusher
 
 EvaluateVsBlessed runs only when the compression gate passed, and only its
 blessings feed the last-blessed resolver, so "last blessed" always means a model
 that passed both gates and was pushed.
+
+Where the run ships an end-to-end TFLite (`gates_judge_tflite`), both gates judge that
+TFLite, the file TF Serving serves with --prefer_tflite_model and devices run: against
+the float end-to-end TFLite of the same run, then against the last pushed one, on the
+Compressor's `tflite_examples`. Otherwise they judge the SavedModels.
 """
 
 from __future__ import annotations
@@ -46,11 +51,13 @@ from tfx.types import Channel, standard_artifacts
 from components.compressor import Compressor
 from components.data_gate import DataGate
 from components.serving_pusher import ServingPusher
-from pipeline.config import LeanlineConfig, custom_config
+from components.slice_gate import SliceGate
+from pipeline.config import LeanlineConfig, custom_config, gates_judge_tflite
 from pipeline.evaluation import eval_config
 
 EVALUATE_COMPRESSION = "EvaluateCompression"
 EVALUATE_VS_BLESSED = "EvaluateVsBlessed"
+SLICE_GATE = "SliceGate"
 LATEST_BLESSED_RESOLVER = "LatestBlessedModelResolver"
 SERVING_DIR = "serving"
 TFLITE_DIR = "tflite"
@@ -176,12 +183,30 @@ def create_pipeline(
     compressed_model = compressor.outputs["compressed_model"]
 
     evaluation = config.evaluation
+    judge_tflite = gates_judge_tflite(config.model, config.compression)
+    if judge_tflite:
+        evaluated_examples = compressor.outputs["tflite_examples"]
+        uncompressed_model = compressor.outputs["float_model"]
+    else:
+        evaluated_examples, uncompressed_model = examples, stages.trainer.outputs["model"]
     evaluate_compression = Evaluator(
-        examples=examples,
+        examples=evaluated_examples,
         model=compressed_model,
-        baseline_model=stages.trainer.outputs["model"],
-        eval_config=eval_config(evaluation, evaluation.thresholds.vs_uncompressed),
+        baseline_model=uncompressed_model,
+        eval_config=eval_config(
+            evaluation, evaluation.thresholds.vs_uncompressed, tflite=judge_tflite
+        ),
     ).with_id(EVALUATE_COMPRESSION)
+    compression_blessing = evaluate_compression.outputs["blessing"]
+    gates = [evaluate_compression]
+    if evaluation.thresholds.vs_slices is not None:
+        slice_gate = SliceGate(
+            evaluation=evaluate_compression.outputs["evaluation"],
+            evaluator_blessing=compression_blessing,
+            thresholds=evaluation.thresholds,
+        ).with_id(SLICE_GATE)
+        compression_blessing = slice_gate.outputs["blessing"]
+        gates.append(slice_gate)
 
     latest_blessed = Resolver(
         strategy_class=LatestBlessedModelStrategy,
@@ -197,13 +222,14 @@ def create_pipeline(
         ),
     ).with_id(LATEST_BLESSED_RESOLVER)
 
-    compression_blessing = evaluate_compression.outputs["blessing"]
     with Cond(compression_blessing.future()[0].custom_property("blessed") == 1):
         evaluate_vs_blessed = Evaluator(
-            examples=examples,
+            examples=evaluated_examples,
             model=compressed_model,
             baseline_model=latest_blessed.outputs["model"],
-            eval_config=eval_config(evaluation, evaluation.thresholds.vs_blessed),
+            eval_config=eval_config(
+                evaluation, evaluation.thresholds.vs_blessed, tflite=judge_tflite
+            ),
         ).with_id(EVALUATE_VS_BLESSED)
         pusher = ServingPusher(
             model=compressed_model,
@@ -228,7 +254,7 @@ def create_pipeline(
             example_validator,
             data_gate,
             compressor,
-            evaluate_compression,
+            *gates,
             latest_blessed,
             evaluate_vs_blessed,
             pusher,

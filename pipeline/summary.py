@@ -13,9 +13,13 @@ import ml_metadata as mlmd
 from ml_metadata.proto import metadata_store_pb2
 
 from models.common.quality import quality_change_words
-from pipeline.config import LeanlineConfig
+from pipeline.config import LeanlineConfig, gates_judge_tflite
 
 SUMMARY_FILE = "run_summary.json"
+SAVED_MODEL_FORMAT = "SavedModel"
+TFLITE_FORMAT = "end-to-end TFLite"
+# Who the evaluations' two models are, by TFMA name (pipeline.evaluation).
+_MODEL_ROLES = {"candidate": "compressed", "baseline": "uncompressed"}
 STATE_NAMES = {
     metadata_store_pb2.Execution.COMPLETE: "complete",
     metadata_store_pb2.Execution.CACHED: "cached",
@@ -51,6 +55,10 @@ class RunSummary:
     error: str | None = None
     # What the pre-flight check noted about the input that stopped nothing.
     input_notes: list[str] = dataclasses.field(default_factory=list)
+    # What the gates judged: the end-to-end TFLite files, or the SavedModels.
+    gated_format: str = SAVED_MODEL_FORMAT
+    # The slices the slice gate refused, in words.
+    slice_failures: list[str] = dataclasses.field(default_factory=list)
 
     def result(self) -> dict[str, Any]:
         """What the run is for, first in the summary: how much smaller the compressed
@@ -169,7 +177,8 @@ def _overall_metrics(evaluation_uri: str) -> dict[str, dict[str, float]]:
 
 def summarize(config: LeanlineConfig, metadata_path: Path, wall_seconds: float) -> RunSummary:
     """The summary of the latest run recorded in `metadata_path`."""
-    from pipeline.pipeline import EVALUATE_COMPRESSION, EVALUATE_VS_BLESSED
+    from components.slice_gate.executor import SLICE_FAILURES_PROPERTY
+    from pipeline.pipeline import EVALUATE_COMPRESSION, EVALUATE_VS_BLESSED, SLICE_GATE
 
     run = RunSummary(
         pipeline=config.name,
@@ -184,6 +193,9 @@ def summarize(config: LeanlineConfig, metadata_path: Path, wall_seconds: float) 
         eval_metrics={},
         rows={},
         compression={},
+        gated_format=TFLITE_FORMAT
+        if gates_judge_tflite(config.model, config.compression)
+        else SAVED_MODEL_FORMAT,
     )
     if not metadata_path.exists():
         return run
@@ -208,10 +220,12 @@ def summarize(config: LeanlineConfig, metadata_path: Path, wall_seconds: float) 
         produced = outputs(store, execution.id)
         if node == "StatisticsGen" and produced.get("statistics"):
             run.rows = _row_counts(produced["statistics"][0].uri)
-        elif node in (EVALUATE_COMPRESSION, EVALUATE_VS_BLESSED):
+        elif node in (EVALUATE_COMPRESSION, SLICE_GATE, EVALUATE_VS_BLESSED):
             blessing = (produced.get("blessing") or [None])[0]
             if blessing is not None:
                 run.blessings[node] = property_value(blessing.custom_properties, "blessed") == 1
+                failures = property_value(blessing.custom_properties, SLICE_FAILURES_PROPERTY)
+                run.slice_failures += (failures or "").splitlines()
             evaluation = (produced.get("evaluation") or [None])[0]
             if evaluation is not None and node == EVALUATE_COMPRESSION:
                 run.eval_metrics = _overall_metrics(evaluation.uri)
@@ -240,6 +254,8 @@ def _why_not_pushed(run: RunSummary, config: LeanlineConfig) -> str:
     if run.blessings.get(EVALUATE_COMPRESSION) is False:
         gate = gate_words(thresholds, thresholds.vs_uncompressed, "the uncompressed model")
         return f"{EVALUATE_COMPRESSION} did not bless the compressed model: {gate}"
+    if run.slice_failures:
+        return "the slice gate refused the compressed model: " + "; ".join(run.slice_failures)
     return "the pipeline did not reach the pusher"
 
 
@@ -270,12 +286,14 @@ def format_table(run: RunSummary) -> str:
         )
     for model, metrics in run.eval_metrics.items():
         shown = ", ".join(f"{name} {value:.4f}" for name, value in sorted(metrics.items()))
-        lines.append(f"  {model}: {shown}")
+        role = _MODEL_ROLES.get(model, model)
+        lines.append(f"  {role} {run.gated_format}: {shown}")
     if run.blessings:
         lines.append(
             "  gates: "
             + ", ".join(f"{k} {'passed' if v else 'FAILED'}" for k, v in run.blessings.items())
         )
+    lines += [f"  slice gate: {failure}" for failure in run.slice_failures]
     lines += [f"  note: {note}" for note in run.input_notes]
     if run.pushed:
         lines.append(f"  pushed version {run.pushed_version} to {run.pushed_path}")

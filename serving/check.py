@@ -3,8 +3,9 @@
 `check_servable` does in-process what TF Serving does when a version appears: it
 reads the SavedModel, restores its variables, looks up the `serving_default`
 signature, and replays the warm-up requests; a `model.tflite` beside it must hold
-builtin ops only and answer the same requests. Each failure is reported as a
-`UserError` that names the file at fault.
+builtin ops only and answer the same requests the way TF Serving's TFLite runtime
+routes them (signatures from the `signature_defs` metadata, tensors by name). Each
+failure is reported as a `UserError` that names the file at fault.
 """
 
 from __future__ import annotations
@@ -20,11 +21,12 @@ import numpy as np
 import tensorflow as tf
 from ai_edge_litert.interpreter import Interpreter
 from google.protobuf.message import DecodeError
-from tensorflow.core.protobuf import saved_model_pb2
+from tensorflow.core.protobuf import meta_graph_pb2, saved_model_pb2
 from tensorflow.lite.tools import flatbuffer_utils
 from tensorflow_serving.apis import predict_pb2
 
 from models.common.export import EXAMPLES_INPUT, SERVING_DEFAULT_SIGNATURE
+from models.common.tflite_format import tf_serving_signatures
 from pipeline.errors import UserError
 from serving.warmup import read_warmup_requests
 
@@ -126,7 +128,12 @@ def _check_tflite(path: Path, requests: list[predict_pb2.PredictRequest]) -> lis
         interpreter = Interpreter(model_content=content)
     except (ValueError, RuntimeError) as error:
         raise UserError(f"{tflite} is not a loadable TFLite model: {_first_line(error)}") from error
-    signatures = interpreter.get_signature_list()
+    signatures = tf_serving_signatures(content)
+    if not signatures:
+        raise UserError(
+            f"{tflite} has no `signature_defs` metadata: TF Serving would serve it under a "
+            "made-up `serving_default` keyed by tensor names, and warm-up requests would fail"
+        )
     latencies = []
     for request in requests:
         name = request.model_spec.signature_name or SERVING_DEFAULT_SIGNATURE
@@ -135,14 +142,61 @@ def _check_tflite(path: Path, requests: list[predict_pb2.PredictRequest]) -> lis
                 f"{tflite}: a warm-up request calls signature {name!r}, which the TFLite model "
                 f"lacks (it has {sorted(signatures)}); TF Serving would fail to load it"
             )
-        inputs = {key: tf.make_ndarray(proto) for key, proto in request.inputs.items()}
         start = time.perf_counter()
-        outputs = interpreter.get_signature_runner(name)(**inputs)
+        outputs = _run_as_tf_serving(tflite, interpreter, signatures[name], request)
         latencies.append((time.perf_counter() - start) * 1000)
         for key, values in outputs.items():
             if values.dtype.kind == "f" and not np.all(np.isfinite(values)):
                 raise UserError(f"{tflite}: a warm-up request gave non-finite {key!r}: {values}")
     return latencies
+
+
+def _tensor_indices(details: list[dict[str, Any]]) -> dict[str, int]:
+    """Tensor name -> index, under the name and under the name without `:0` (TF Serving
+    accepts either: older converters dropped the suffix)."""
+    indices = {}
+    for detail in details:
+        indices[detail["name"]] = detail["index"]
+        indices.setdefault(detail["name"].split(":", 1)[0], detail["index"])
+    return indices
+
+
+def _run_as_tf_serving(
+    tflite: Path,
+    interpreter: Interpreter,
+    signature: meta_graph_pb2.SignatureDef,
+    request: predict_pb2.PredictRequest,
+) -> dict[str, np.ndarray]:
+    """One Predict request through the interpreter as TF Serving's TfLiteSession runs it:
+    each request input to the tensor its signature names, outputs read by name."""
+    inputs = _tensor_indices(interpreter.get_input_details())
+    outputs = _tensor_indices(interpreter.get_output_details())
+    unknown = sorted(set(request.inputs) - set(signature.inputs))
+    missing = sorted(set(signature.inputs) - set(request.inputs))
+    if unknown or missing:
+        raise UserError(
+            f"{tflite}: a warm-up request's inputs do not match the signature (unknown "
+            f"{unknown}, missing {missing})"
+        )
+    values = {}
+    for key, proto in request.inputs.items():
+        tensor = signature.inputs[key].name
+        if tensor not in inputs and tensor.split(":", 1)[0] not in inputs:
+            raise UserError(f"{tflite}: signature input {key!r} names no input tensor {tensor!r}")
+        index = inputs.get(tensor, inputs.get(tensor.split(":", 1)[0]))
+        values[index] = tf.make_ndarray(proto)
+        interpreter.resize_tensor_input(index, values[index].shape)
+    interpreter.allocate_tensors()
+    for index, value in values.items():
+        interpreter.set_tensor(index, value)
+    interpreter.invoke()
+    results = {}
+    for key, info in signature.outputs.items():
+        index = outputs.get(info.name, outputs.get(info.name.split(":", 1)[0]))
+        if index is None:
+            raise UserError(f"{tflite}: signature output {key!r} names no output tensor")
+        results[key] = interpreter.get_tensor(index)
+    return results
 
 
 def _check_saved_model_proto(path: Path) -> None:

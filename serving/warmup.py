@@ -60,8 +60,7 @@ def warmup_records(
 ) -> list[prediction_log_pb2.PredictionLog]:
     """One single-example Predict request per example, as TF Serving replays them: on
     `serving_default`, or with `raw_specs` on `serving_raw` (the signature a version's
-    SavedModel and its end-to-end TFLite both have; rows with a missing value are left
-    out)."""
+    SavedModel and its end-to-end TFLite both have; a missing value as MISSING_VALUES)."""
     if raw_specs is None:
         requests = [predict_request([example], model_name) for example in serialized_examples]
     else:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import itertools
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -109,7 +110,8 @@ def _eval_examples(config: LeanlineConfig) -> tf.Tensor:
 def test_the_version_holds_an_end_to_end_tflite_that_answers_as_the_saved_model(taxi_run):
     from models.common.compression import TfliteModel, predict_in_batches
     from models.common.data import raw_rows
-    from models.common.export import raw_specs
+    from models.common.export import is_present, raw_specs
+    from models.common.tflite_format import tf_serving_signatures
     from serving.check import check_servable, flex_or_custom_ops
 
     config, _, _ = taxi_run
@@ -124,15 +126,28 @@ def test_the_version_holds_an_end_to_end_tflite_that_answers_as_the_saved_model(
     assert {i["key"] for i in model.inputs()} == set(specs)
     assert not any(i["key"].endswith("_xf") for i in model.inputs())
 
-    # The whole eval split (rows with a value in every served feature), both formats.
-    rows, complete = raw_rows(_eval_examples(config), specs)
-    assert complete.mean() > 0.5
+    # TF Serving reads the signature from the metadata: each feature to its input tensor.
+    (signature,) = tf_serving_signatures(content).values()
+    assert set(signature.inputs) == set(specs)
+    assert {i.name for i in signature.inputs.values()} == {
+        d["name"] for d in model.interpreter.get_input_details()
+    }
+
+    # The whole eval split, missing values sent as MISSING_VALUES, against the SavedModel
+    # serving the same rows as tf.Examples with empty cells.
+    examples = _eval_examples(config)
+    rows, servable = raw_rows(examples, specs)
+    assert servable.all()
+    missing = np.any([~is_present(tf.constant(v, specs[n].dtype)) for n, v in rows.items()], axis=0)
+    assert 0.1 < missing.mean() < 0.9  # the taxi data has gaps: both kinds of row are covered
     tflite = predict_in_batches(model, rows).reshape(-1)
-    saved = tf.saved_model.load(str(version_dir)).signatures["serving_raw"]
-    served = saved(**{n: tf.constant(v, specs[n].dtype) for n, v in rows.items()})["outputs"]
-    served = served.numpy().reshape(-1)
+    saved = tf.saved_model.load(str(version_dir)).signatures["serving_default"]
+    served = saved(examples=examples)["outputs"].numpy().reshape(-1)
     assert np.mean((tflite > 0.5) == (served > 0.5)) >= 0.99
     assert np.abs(tflite - served).max() < 0.1  # int8 against float kernels
+    raw = tf.saved_model.load(str(version_dir)).signatures["serving_raw"]
+    as_raw = raw(**{n: tf.constant(v, specs[n].dtype) for n, v in rows.items()})["outputs"]
+    np.testing.assert_allclose(as_raw.numpy().reshape(-1), served, atol=1e-6)
 
     # Warm-up requests call the signature both formats have; check-servable runs them on both.
     report = check_servable(version_dir)
@@ -163,6 +178,194 @@ def test_the_end_to_end_transform_is_proven_equal_to_tfts(taxi_run):
     saved = tf.saved_model.load(saved_model_dir).signatures["serving_raw"]
     served = saved(**{n: tf.constant(v, specs[n].dtype) for n, v in rows.items()})["outputs"]
     np.testing.assert_allclose(predict_in_batches(tflite, rows), served.numpy(), atol=1e-5)
+
+
+def _latest_artifact(config: LeanlineConfig, component: str, output: str) -> Path:
+    runs = config.output_path.glob(f"pipeline/{component}/{output}/*")
+    return max(runs, key=lambda path: int(path.name))
+
+
+def _tfma_overall(evaluation_dir: Path) -> dict[tuple[str, str], float]:
+    """The overall slice's metrics of an Evaluator run: (metric, model) -> value."""
+    import tensorflow_model_analysis as tfma
+
+    for per_slice in tfma.load_metrics(str(evaluation_dir)):
+        if not per_slice.slice_key.single_slice_keys:
+            return {
+                (entry.key.name, entry.key.model_name): entry.value.double_value.value
+                for entry in per_slice.metric_keys_and_values
+                if not entry.key.is_diff
+            }
+    raise AssertionError(f"no overall slice in {evaluation_dir}")
+
+
+def test_the_compression_gate_judges_both_end_to_end_tflites_on_the_whole_eval_split(taxi_run):
+    """TFMA ran the shipped TFLite file and the float one of the run (not the SavedModels)
+    on every eval row: its accuracies are those of the two files run here by hand."""
+    from models.common.compression import TfliteModel, predict_in_batches
+    from models.common.data import raw_rows
+    from models.common.export import raw_specs
+
+    config, _, summary = taxi_run
+    (version,) = _versions(config)
+    shipped = config.serving_model_dir / version / "model.tflite"
+    evaluation = _latest_artifact(config, "EvaluateCompression", "evaluation")
+    models = json.loads((evaluation / "eval_config.json").read_text())["evalConfig"]["modelSpecs"]
+    assert {m["modelType"] for m in models} == {"tf_lite"}
+    float_tflite = _latest_artifact(config, "Compressor", "float_model") / "Format-Serving/tflite"
+
+    examples = _eval_examples(config)
+    specs = raw_specs(str(config.serving_model_dir / version))
+    rows, _ = raw_rows(examples, specs)
+    labels = (
+        tf.saved_model.load(str(config.serving_model_dir / version))
+        .signatures["transform_features"](examples=examples)["label"]
+        .numpy()
+    )
+    tfma_metrics = _tfma_overall(evaluation)
+    assert tfma_metrics["example_count", "candidate"] == len(labels)
+    for model, path in (("candidate", shipped), ("baseline", float_tflite)):
+        predicted = predict_in_batches(TfliteModel(path.read_bytes()), rows).reshape(-1) > 0.5
+        accuracy = np.mean(predicted == (labels == 1))
+        assert tfma_metrics["binary_accuracy", model] == pytest.approx(
+            accuracy, abs=1.5 / len(labels)
+        )
+    assert summary.gated_format == "end-to-end TFLite"
+
+
+def _flipped_on(keras_model, input_name: str, value: int):
+    """The model with its probability flipped on the rows whose input `input_name` is
+    `value`: a model that loses on that slice only."""
+    import tf_keras as keras
+
+    inputs = {
+        name: keras.Input(shape=tensor.shape[1:], dtype=tensor.dtype, name=name)
+        for name, tensor in zip(keras_model.input_names, keras_model.inputs, strict=True)
+    }
+    probability = keras_model(inputs)
+    flipped = keras.layers.Lambda(lambda t: tf.where(tf.equal(t[1], value), 1.0 - t[0], t[0]))(
+        [probability, inputs[input_name]]
+    )
+    return keras.Model(inputs, flipped)
+
+
+def _compression_gate(config, candidate_dir: Path, work: Path):
+    """The run's compression gate (EvaluateCompression's Evaluator, then the SliceGate) on
+    a candidate model directory against the run's float model; returns both blessings
+    and the evaluation."""
+    from tfx.components.evaluator import executor as evaluator_executor
+    from tfx.utils import json_utils, proto_utils
+
+    from components.slice_gate.executor import Executor as SliceGateExecutor
+    from pipeline.evaluation import eval_config
+
+    examples = tfx_artifact("Examples", _latest_artifact(config, "Compressor", "tflite_examples"))
+    examples.split_names = '["eval"]'
+    evaluation = tfx_artifact("ModelEvaluation", work / "evaluation")
+    evaluator_blessing = tfx_artifact("ModelBlessing", work / "evaluator_blessing")
+    thresholds = config.evaluation.thresholds
+    evaluator_executor.Executor().Do(
+        {
+            "examples": [examples],
+            "model": [tfx_artifact("Model", candidate_dir)],
+            "baseline_model": [
+                tfx_artifact("Model", _latest_artifact(config, "Compressor", "float_model"))
+            ],
+        },
+        {"evaluation": [evaluation], "blessing": [evaluator_blessing]},
+        {
+            "eval_config": proto_utils.proto_to_json(
+                eval_config(config.evaluation, thresholds.vs_uncompressed, tflite=True)
+            ),
+            "example_splits": '["eval"]',
+        },
+    )
+    gate_blessing = tfx_artifact("ModelBlessing", work / "slice_gate")
+    SliceGateExecutor().Do(
+        {"evaluation": [evaluation], "evaluator_blessing": [evaluator_blessing]},
+        {"blessing": [gate_blessing]},
+        {"thresholds": json_utils.dumps(thresholds.model_dump(mode="json"))},
+    )
+    return evaluator_blessing, gate_blessing, evaluation
+
+
+def test_the_slice_gate_refuses_a_model_that_loses_on_one_slice_only(taxi_run, tmp_path):
+    """A candidate equal to the run's float model but wrong on cash trips: the overall
+    gate (loosened) passes, the slice gate names the slice, its size and both values,
+    and the pusher publishes nothing. The same slice below min_slice_examples passes."""
+    import shutil
+
+    import tensorflow_transform as tft
+    import tf_keras as keras
+
+    from components.serving_pusher import executor as pusher
+    from models.common.end_to_end import builtin_transform_for, to_end_to_end_tflite
+    from models.common.export import raw_specs
+
+    config, _, _ = taxi_run
+    trainer_dir = _latest_artifact(config, "Trainer", "model")
+    transform_output = tft.TFTransformOutput(
+        str(_latest_artifact(config, "Transform", "transform_graph"))
+    )
+    cash = transform_output.vocabulary_by_name("payment_type").index(b"Cash")
+    float_model = keras.models.load_model(str(trainer_dir / "keras_model.keras"), compile=False)
+    serving = _latest_artifact(config, "Compressor", "float_model") / "Format-Serving"
+    candidate = tmp_path / "candidate"
+    shutil.copytree(serving, candidate / "Format-Serving")
+    (candidate / "Format-Serving" / "tflite").write_bytes(
+        to_end_to_end_tflite(
+            _flipped_on(float_model, "payment_type_xf", cash),
+            builtin_transform_for(config.model, transform_output),
+            raw_specs(str(serving)),
+        )
+    )
+    eval_rows = tf.io.parse_example(
+        _eval_examples(config), {"payment_type": tf.io.VarLenFeature(tf.string)}
+    )["payment_type"].values.numpy()
+    cash_rows = int(np.sum(eval_rows == b"Cash"))
+    loose_overall = {"min_value": 0.0, "max_drop_vs_uncompressed": 1.0, "max_slice_drop": 0.05}
+
+    gated = config.with_overrides(
+        evaluation={"thresholds": {**loose_overall, "min_slice_examples": cash_rows}}
+    )
+    evaluator_blessing, gate_blessing, evaluation = _compression_gate(
+        gated, candidate, tmp_path / "gated"
+    )
+    assert evaluator_blessing.get_int_custom_property("blessed") == 1
+    assert gate_blessing.get_int_custom_property("blessed") == 0
+    (failure,) = gate_blessing.get_string_custom_property("slice_failures").splitlines()
+    assert failure.startswith(f"slice payment_type=Cash ({cash_rows} eval rows): binary_accuracy ")
+    assert re.search(r"\d\.\d{4} uncompressed -> \d\.\d{4} compressed", failure)
+    assert "allowed down to -0.0500" in failure
+
+    pushed_model = tfx_artifact("PushedModel", tmp_path / "pushed_model")
+    pusher.Executor().Do(
+        {
+            pusher.MODEL_KEY: [tfx_artifact("Model", candidate)],
+            pusher.COMPRESSION_BLESSING_KEY: [gate_blessing],
+            pusher.COMPRESSION_EVALUATION_KEY: [evaluation],
+        },
+        {pusher.PUSHED_MODEL_KEY: [pushed_model]},
+        {pusher.SERVING_MODEL_DIR_KEY: str(tmp_path / "serving"), pusher.MODEL_NAME_KEY: "taxi"},
+    )
+    assert pushed_model.get_int_custom_property("pushed") == 0
+    assert failure in pushed_model.get_string_custom_property("not_pushed_reason")
+    assert not (tmp_path / "serving").exists()
+
+    small = config.with_overrides(
+        evaluation={"thresholds": {**loose_overall, "min_slice_examples": cash_rows + 1}}
+    )
+    _, gate_blessing, _ = _compression_gate(small, candidate, tmp_path / "small")
+    assert gate_blessing.get_int_custom_property("blessed") == 1
+
+
+def tfx_artifact(kind: str, uri: Path):
+    from tfx.types import standard_artifacts
+
+    instance = getattr(standard_artifacts, kind)()
+    instance.uri = str(uri)
+    uri.mkdir(parents=True, exist_ok=True)
+    return instance
 
 
 def test_serving_commands_take_the_run_directory_alone(taxi_run, tmp_path, capsys):

@@ -4,7 +4,11 @@ Sits between the Trainer and the Evaluators: its `compressed_model` is laid out 
 the Trainer's Model (`Format-Serving/`), plus `Format-TFLite/model.tflite` (end to
 end: raw features in, where the family has a builtin Transform) and
 `Format-TFLite/transformed_inputs.tflite`, so the Evaluator can compare it with the
-uncompressed model and the Pusher can serve it.
+uncompressed model and the Pusher can serve it. Where the run has an end-to-end TFLite,
+the gates judge it (TFMA `tf_lite` models): the Compressor then also writes
+`float_model`, the compression gate's baseline, and `tflite_examples`, the eval split as
+TFMA feeds it to the TFLite (tflite_examples.py). Beam runs that step, so the
+component takes the pipeline's Beam args.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from tfx import types
-from tfx.dsl.components.base import base_component, executor_spec
+from tfx.dsl.components.base import base_beam_component, executor_spec
 from tfx.types import standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionParameter
 from tfx.utils import json_utils
@@ -24,8 +28,10 @@ from components.compressor.executor import (
     COMPRESSION_REPORT_KEY,
     CUSTOM_CONFIG_KEY,
     EXAMPLES_KEY,
+    FLOAT_MODEL_KEY,
     MODEL_KEY,
     RAW_EXAMPLES_KEY,
+    TFLITE_EXAMPLES_KEY,
     TRANSFORM_GRAPH_KEY,
 )
 
@@ -54,14 +60,17 @@ class CompressorSpec(ComponentSpec):
     OUTPUTS = {
         COMPRESSED_MODEL_KEY: ChannelParameter(type=standard_artifacts.Model),
         COMPRESSION_REPORT_KEY: ChannelParameter(type=CompressionReport),
+        # Written only with an end-to-end TFLite (pipeline.config.gates_judge_tflite).
+        FLOAT_MODEL_KEY: ChannelParameter(type=standard_artifacts.Model),
+        TFLITE_EXAMPLES_KEY: ChannelParameter(type=standard_artifacts.Examples),
     }
 
 
-class Compressor(base_component.BaseComponent):
+class Compressor(base_beam_component.BaseBeamComponent):
     """Prunes and/or quantizes the Trainer's model as `custom_config["compression"]` says."""
 
     SPEC_CLASS = CompressorSpec
-    EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(executor.Executor)
+    EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(executor.Executor)
 
     def __init__(
         self,
@@ -90,5 +99,7 @@ class Compressor(base_component.BaseComponent):
                 custom_config=custom_config,
                 compressed_model=types.Channel(type=standard_artifacts.Model),
                 compression_report=types.Channel(type=CompressionReport),
+                float_model=types.Channel(type=standard_artifacts.Model),
+                tflite_examples=types.Channel(type=standard_artifacts.Examples),
             )
         )

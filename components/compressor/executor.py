@@ -9,6 +9,11 @@ fine-tunes it on Transform's train split while pruning and/or quantizing it
   `Format-TFLite/model.tflite` (the end-to-end TFLite of models.common.end_to_end: raw
   features in, where the family has a builtin Transform; else the model alone) and
   `Format-TFLite/transformed_inputs.tflite` (the model alone, on Transform's outputs);
+  with an end-to-end TFLite, a copy of it as `Format-Serving/tflite`, where TFMA reads a
+  `tf_lite` model (beside the SavedModel, whose `transform_features` gives TFMA labels);
+- float_model and tflite_examples, with an end-to-end TFLite: the Trainer's SavedModel
+  with the float end-to-end TFLite laid out the same way (the compression gate's
+  baseline), and the eval split with the TFLite's inputs added (tflite_examples.py);
 - compression_report: `report.json` and `report.md` (float vs compressed sizes,
   sparsity, quality and latency on eval rows), with the headline numbers also set as
   the artifact's custom properties so a run summary can read them from MLMD.
@@ -27,17 +32,18 @@ import tensorflow as tf
 import tensorflow_transform as tft
 import tf_keras as keras
 from tfx import types
-from tfx.dsl.components.base import base_executor
+from tfx.dsl.components.base import base_beam_executor
 from tfx.types import artifact_utils, standard_artifact_utils
 from tfx.utils import io_utils, json_utils, path_utils
 
+from components.compressor.tflite_examples import write_tflite_examples
 from models.common import compression
 from models.common.data import read_split_examples
 from models.common.end_to_end import EndToEnd, build_end_to_end, end_to_end_markdown
 from models.common.export import export_serving_model, keras_model_path
 from models.common.features import compression_config, model_config, training_config
 from models.custom.loader import load_module
-from pipeline.config import CompressionConfig, ModelConfig
+from pipeline.config import CompressionConfig, ModelConfig, gates_judge_tflite
 
 MODEL_KEY = "model"
 TRANSFORM_GRAPH_KEY = "transform_graph"
@@ -45,11 +51,15 @@ EXAMPLES_KEY = "examples"
 CUSTOM_CONFIG_KEY = "custom_config"
 COMPRESSED_MODEL_KEY = "compressed_model"
 COMPRESSION_REPORT_KEY = "compression_report"
+FLOAT_MODEL_KEY = "float_model"
+TFLITE_EXAMPLES_KEY = "tflite_examples"
 
 TFLITE_DIR = "Format-TFLite"
 TFLITE_FILE = "model.tflite"
 # The model alone, on Transform's outputs: for clients that transform features themselves.
 TRANSFORMED_INPUTS_TFLITE_FILE = "transformed_inputs.tflite"
+# Where TFMA reads a `tf_lite` model: this file in the model's serving directory.
+TFMA_TFLITE_FILE = "tflite"
 RAW_EXAMPLES_KEY = "raw_examples"
 END_TO_END_KEY = "end_to_end"
 # Custom properties of compressed_model: "raw" (end-to-end TFLite) or "transformed", and
@@ -93,6 +103,13 @@ def _write_tflite(model_uri: str, model_only: bytes, end_to_end: EndToEnd | None
     )
     shipped = model_only if end_to_end is None else end_to_end.compressed_tflite
     io_utils.write_bytes_file(tflite_model_path(model_uri), shipped)
+    if end_to_end is not None:
+        io_utils.write_bytes_file(tfma_tflite_path(model_uri), shipped)
+
+
+def tfma_tflite_path(model_uri: str) -> str:
+    """Where TFMA reads a Model artifact's `tf_lite` model."""
+    return os.path.join(path_utils.serving_model_path(model_uri), TFMA_TFLITE_FILE)
 
 
 def _end_to_end(
@@ -104,11 +121,12 @@ def _end_to_end(
     model: ModelConfig,
     config: CompressionConfig,
 ) -> EndToEnd | None:
-    """The end-to-end TFLite models, when the raw examples are wired in and the family
-    has a builtin Transform; records which TFLite the artifact ships."""
-    raw_examples = input_dict.get(RAW_EXAMPLES_KEY)
+    """The end-to-end TFLite models, where the config has them (`gates_judge_tflite`);
+    records which TFLite the artifact ships."""
     end_to_end = None
-    if raw_examples:
+    if gates_judge_tflite(model, config):
+        if not input_dict.get(RAW_EXAMPLES_KEY):
+            raise ValueError(f"the end-to-end TFLite needs the {RAW_EXAMPLES_KEY!r} input")
         end_to_end = build_end_to_end(
             float_model,
             compressed,
@@ -116,7 +134,8 @@ def _end_to_end(
             tf_transform_output,
             model,
             tf.constant(
-                read_split_examples(raw_examples[0].uri, config.report_examples), tf.string
+                read_split_examples(input_dict[RAW_EXAMPLES_KEY][0].uri, config.report_examples),
+                tf.string,
             ),
         )
     compressed_artifact.set_string_custom_property(
@@ -128,6 +147,17 @@ def _end_to_end(
     if agreement is not None:
         compressed_artifact.set_float_custom_property(END_TO_END_AGREEMENT_PROPERTY, agreement)
     return end_to_end
+
+
+def _write_float_model(model_uri: str, float_artifact: types.Artifact, float_tflite: bytes) -> None:
+    """The compression gate's baseline: the Trainer's SavedModel (for TFMA's labels) with
+    the float end-to-end TFLite where TFMA reads it."""
+    io_utils.copy_dir(
+        path_utils.serving_model_path(model_uri),
+        path_utils.serving_model_path(float_artifact.uri),
+    )
+    io_utils.write_bytes_file(tfma_tflite_path(float_artifact.uri), float_tflite)
+    float_artifact.set_string_custom_property(TFLITE_INPUTS_PROPERTY, "raw")
 
 
 def _write_report(report_uri: str, report: dict[str, Any], markdown: str) -> None:
@@ -174,7 +204,7 @@ def _record_headline(report_artifact: types.Artifact, report: compression.Report
     )
 
 
-class Executor(base_executor.BaseExecutor):
+class Executor(base_beam_executor.BaseBeamExecutor):
     def Do(
         self,
         input_dict: dict[str, list[types.Artifact]],
@@ -230,6 +260,22 @@ class Executor(base_executor.BaseExecutor):
             config,
         )
         _write_tflite(compressed_artifact.uri, compressed.tflite, end_to_end)
+        if end_to_end is not None:
+            _write_float_model(
+                model_uri,
+                artifact_utils.get_single_instance(output_dict[FLOAT_MODEL_KEY]),
+                end_to_end.float_tflite,
+            )
+            with self._make_beam_pipeline() as pipeline:
+                write_tflite_examples(
+                    pipeline,
+                    artifact_utils.get_single_instance(input_dict[RAW_EXAMPLES_KEY]),
+                    artifact_utils.get_single_instance(output_dict[TFLITE_EXAMPLES_KEY]),
+                    {
+                        name: spec.dtype
+                        for name, spec in tf_transform_output.raw_feature_spec().items()
+                    },
+                )
         report_json = report.to_json()
         markdown = report.to_markdown()
         if end_to_end is not None:

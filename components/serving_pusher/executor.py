@@ -34,9 +34,11 @@ from tfx.utils import path_utils
 from components.compressor.executor import (
     END_TO_END_AGREEMENT_PROPERTY,
     TFLITE_FILE,
+    TFMA_TFLITE_FILE,
     tflite_model_path,
     tflite_takes_raw_features,
 )
+from components.slice_gate.executor import SLICE_FAILURES_PROPERTY
 from models.common.data import read_split_examples
 from models.common.export import raw_specs
 from pipeline.errors import UserError
@@ -221,10 +223,16 @@ def _join(base: str, *parts: str) -> str:
 def stage_saved_model(
     source: Path, staging: Path, warmup: Sequence[prediction_log_pb2.PredictionLog]
 ) -> ServableReport:
-    """Copies the SavedModel, adds the warm-up requests, and checks that it serves."""
+    """Copies the SavedModel, adds the warm-up requests, and checks that it serves. The
+    copy of the TFLite model that TFMA read stays behind: the version holds it as
+    `model.tflite`."""
     if not (source / "saved_model.pb").is_file():
         raise UserError(f"the model artifact has no serving SavedModel at {source}")
-    shutil.copytree(source, staging, dirs_exist_ok=True)
+
+    def tfma_copy(directory: str, names: list[str]) -> list[str]:
+        return [TFMA_TFLITE_FILE] if Path(directory) == source else []
+
+    shutil.copytree(source, staging, dirs_exist_ok=True, ignore=tfma_copy)
     if warmup:
         write_warmup_requests(staging, warmup)
     return check_servable(staging)
@@ -259,6 +267,9 @@ def blessing_refusals(input_dict: dict[str, list[types.Artifact]]) -> list[str]:
         if input_dict.get(evaluation_key):
             evaluation = artifact_utils.get_single_instance(input_dict[evaluation_key])
             failures = validation_failures(evaluation.uri)
+        # A SliceGate's blessing lists the slices it refused.
+        if SLICE_FAILURES_PROPERTY in blessing.mlmd_artifact.custom_properties:
+            failures += blessing.get_string_custom_property(SLICE_FAILURES_PROPERTY).splitlines()
         detail = ": " + ", ".join(failures) if failures else ""
         refusals.append(f"{name} did not bless the model{detail}")
     return refusals

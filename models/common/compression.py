@@ -33,7 +33,6 @@ import tensorflow_model_optimization as tfmot
 import tensorflow_transform as tft
 import tf_keras as keras
 from ai_edge_litert.interpreter import Interpreter
-from tensorflow.lite.tools import flatbuffer_utils
 
 from models.common.data import FilePatterns, count_examples, transformed_dataset
 from models.common.quality import (
@@ -45,6 +44,7 @@ from models.common.quality import (
     quality_change,
     quality_change_words,
 )
+from models.common.tflite_format import without_debug_strings
 from models.common.train import compile_model, steps_per_epoch
 from pipeline.config import CompressionConfig, ModelConfig, PruningConfig, TrainingConfig
 from pipeline.errors import UserError
@@ -377,22 +377,6 @@ def to_tflite(
         converter.representative_dataset = calibration_rows
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     return without_debug_strings(converter.convert())
-
-
-def without_debug_strings(content: bytes) -> bytes:
-    """The flatbuffer minus its description, subgraph names and the names of inner
-    tensors: debugging strings that make up a tenth of a small model. Signature keys and
-    the names of input and output tensors stay: callers address inputs by feature name,
-    and TF Serving's TFLite runtime finds a signature's tensors by their names."""
-    model = flatbuffer_utils.read_model_from_bytearray(bytearray(content))
-    model.description = None
-    for subgraph in model.subgraphs:
-        subgraph.name = None
-        kept = {*subgraph.inputs, *subgraph.outputs}
-        for index, tensor in enumerate(subgraph.tensors):
-            if index not in kept:
-                tensor.name = None
-    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
 
 
 class TfliteModel:

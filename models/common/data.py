@@ -16,6 +16,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
 
+from models.common.export import MISSING_VALUES
 from models.common.features import LABEL_KEY
 from pipeline.errors import UserError
 
@@ -120,16 +121,22 @@ def raw_rows(
     serialized: tf.Tensor, specs: Mapping[str, tf.TensorSpec]
 ) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """The features `specs` names, one array per feature, from a [n] string tensor of
-    serialized tf.Examples; only the rows with one value in every one of them (serving_raw
-    takes no gaps). Returns the rows and, per example, whether it is among them."""
+    serialized tf.Examples, as `serving_raw` takes them: a missing value as
+    MISSING_VALUES says. A row with several values of one feature cannot be sent that
+    way and is left out; returns the rows and, per example, whether it is among them."""
     parsed = tf.io.parse_example(
         serialized, {name: tf.io.VarLenFeature(spec.dtype) for name, spec in specs.items()}
     )
     count = int(tf.shape(serialized)[0])
-    row_of = {name: value.indices.numpy()[:, 0] for name, value in parsed.items()}
-    complete = np.all([np.bincount(rows, minlength=count) == 1 for rows in row_of.values()], axis=0)
-    rows = {name: value.values.numpy()[complete[row_of[name]]] for name, value in parsed.items()}
-    return rows, complete
+    rows, values_per_row = {}, {}
+    for name, value in parsed.items():
+        row_of = value.indices.numpy()[:, 0]
+        values_per_row[name] = np.bincount(row_of, minlength=count)
+        column = np.full(count, MISSING_VALUES[specs[name].dtype], specs[name].dtype.as_numpy_dtype)
+        column[row_of] = value.values.numpy()
+        rows[name] = column
+    servable = np.all([n <= 1 for n in values_per_row.values()], axis=0)
+    return {name: column[servable] for name, column in rows.items()}, servable
 
 
 def transformed_dataset(

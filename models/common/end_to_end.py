@@ -11,7 +11,10 @@ TFLite has. Before anything ships, `check_same_features` runs it beside TFT's ow
 on eval rows: every id equal, every float within FLOAT_TOLERANCE.
 
 The model's signature is `serving_raw`, as the SavedModel's: one [batch] tensor per raw
-feature the model uses, every value present.
+feature the model uses, a missing value as `models.common.export.MISSING_VALUES` says
+(NaN, -2**63, ""); the builtin Transform treats it as TFT treats a missing cell, so both
+formats answer alike on every row. The flatbuffer also carries the signature where TF
+Serving reads it (models.common.tflite_format).
 """
 
 from __future__ import annotations
@@ -34,18 +37,21 @@ from models.common.compression import (
     latency,
     predict_in_batches,
     tflite_size,
-    without_debug_strings,
 )
 from models.common.data import raw_rows
 from models.common.export import (
+    MISSING_VALUES,
     OUTPUTS_KEY,
+    SERVING_DEFAULT_SIGNATURE,
     SERVING_RAW_SIGNATURE,
     TRANSFORM_FEATURES_SIGNATURE,
     as_parsed,
+    is_present,
     raw_specs,
 )
 from models.common.features import ANALYZED_PREFIX, LABEL_KEY
 from models.common.quality import QUALITY_TITLES, format_quality, quality
+from models.common.tflite_format import with_tf_serving_signatures, without_debug_strings
 from pipeline.config import ModelConfig
 from pipeline.errors import UserError
 
@@ -80,10 +86,27 @@ def analyzed_constants(
             return session.run({key: f"{name}:0" for key, name in found.items()})
 
 
-def vocabulary_ids(x: tf.Tensor, vocabulary: np.ndarray) -> tf.Tensor:
+def float_block(raw: Mapping[str, tf.Tensor], columns: list[str]) -> tf.Tensor:
+    """The columns as one [batch, len(columns)] float32 block, NaN where a value is
+    missing, as TFT's Transform stacks them from parsed examples."""
+    block = []
+    for column in columns:
+        values = raw[column]
+        if values.dtype == tf.int64:
+            missing = tf.equal(values, tf.constant(MISSING_VALUES[tf.int64], tf.int64))
+            values = tf.where(missing, np.nan, tf.cast(values, tf.float32))
+        block.append(tf.cast(values, tf.float32))
+    return tf.stack(block, axis=1)
+
+
+def vocabulary_ids(x: tf.Tensor, vocabulary: np.ndarray, missing: Any) -> tf.Tensor:
     """Each value's index in `vocabulary`, len(vocabulary) for a value not in it: a
     comparison with the vocabulary as a constant (TFT looks it up in a hash table read
-    from an asset file)."""
+    from an asset file). A missing value is looked up as `missing`, the value TFT's
+    Transform fills a missing cell with."""
+    if x.dtype == tf.int64:
+        is_missing = tf.equal(x, tf.constant(MISSING_VALUES[tf.int64], tf.int64))
+        x = tf.where(is_missing, tf.constant(missing, tf.int64), x)
     unseen = tf.constant(len(vocabulary), tf.int64)
     if not len(vocabulary):
         return tf.fill(tf.shape(x, out_type=tf.int64), unseen)
@@ -95,11 +118,11 @@ def vocabulary_ids(x: tf.Tensor, vocabulary: np.ndarray) -> tf.Tensor:
 def builtin_transform_for(
     model: ModelConfig, tf_transform_output: tft.TFTransformOutput
 ) -> RawTransform | None:
-    """The family's builtin Transform; None for a family (or module) without one."""
-    try:
-        family = importlib.import_module(f"models.{model.package}.builtin_transform")
-    except ModuleNotFoundError:
+    """The family's builtin Transform; None where the config has none
+    (`ModelConfig.end_to_end_tflite`)."""
+    if not model.end_to_end_tflite:
         return None
+    family = importlib.import_module(f"models.{model.package}.builtin_transform")
     return family.builtin_transform(tf_transform_output, model)
 
 
@@ -172,7 +195,7 @@ def to_end_to_end_tflite(
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
         if optimization != "none":
             converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        return without_debug_strings(converter.convert())
+        return with_tf_serving_signatures(without_debug_strings(converter.convert()))
 
 
 # What the compressed end-to-end TFLite holds, by the model-only TFLite's recipe.
@@ -224,41 +247,50 @@ def build_end_to_end(
     eval_examples: tf.Tensor,
 ) -> EndToEnd | None:
     """Both end-to-end TFLite models (float, and compressed like `compressed.tflite`, see
-    to_end_to_end_tflite), checked and measured on the eval examples with a value in
-    every served feature;
-    None when the family has no builtin Transform. `saved_model_dir` is the compressed
-    serving SavedModel, whose `serving_raw` signature the models copy."""
+    to_end_to_end_tflite), checked and measured on the eval examples, missing values
+    included; None when the family has no builtin Transform. `saved_model_dir` is the
+    compressed serving SavedModel, whose `serving_raw` signature the models copy and
+    whose `serving_default` (tf.Examples) they are compared with."""
     transform = builtin_transform_for(model, tf_transform_output)
     if transform is None:
         return None
     specs = raw_specs(saved_model_dir)
-    rows, complete = raw_rows(eval_examples, specs)
-    if not complete.any():
+    rows, servable = raw_rows(eval_examples, specs)
+    if not servable.any():
         raise UserError(
-            "no eval row has a value in every feature the model serves, so the end-to-end "
-            f"TFLite cannot be checked: features {sorted(specs)}"
+            "no eval row has at most one value in each feature the model serves, so the "
+            f"end-to-end TFLite cannot be checked: features {sorted(specs)}"
         )
     check_same_features(transform, tf_transform_output, rows, list(float_model.input_names))
     float_tflite = to_end_to_end_tflite(float_model, transform, specs)
     optimization = "dynamic" if compressed.calibrated else compressed.optimization
     compressed_tflite = to_end_to_end_tflite(compressed.keras_model, transform, specs, optimization)
     saved_model = tf.saved_model.load(saved_model_dir)
-    labels = saved_model.signatures[TRANSFORM_FEATURES_SIGNATURE](
-        examples=tf.boolean_mask(eval_examples, complete)
-    )[LABEL_KEY].numpy()
-    served = saved_model.signatures[SERVING_RAW_SIGNATURE](
-        **{name: tf.constant(values, specs[name].dtype) for name, values in rows.items()}
-    )[OUTPUTS_KEY].numpy()
+    examples = tf.boolean_mask(eval_examples, servable)
+    labels = saved_model.signatures[TRANSFORM_FEATURES_SIGNATURE](examples=examples)[
+        LABEL_KEY
+    ].numpy()
+    served = saved_model.signatures[SERVING_DEFAULT_SIGNATURE](examples=examples)[
+        OUTPUTS_KEY
+    ].numpy()
     outputs = {
         name: predict_in_batches(TfliteModel(content), rows)
         for name, content in (("float", float_tflite), ("compressed", compressed_tflite))
     }
+    with_gaps = np.any(
+        [
+            ~is_present(tf.constant(values, specs[name].dtype)).numpy()
+            for name, values in rows.items()
+        ],
+        axis=0,
+    )
     summary = {
         "format": END_TO_END_FORMATS[compressed.optimization, compressed.calibrated],
         "signature": SERVING_RAW_SIGNATURE,
         "inputs": {name: spec.dtype.name for name, spec in specs.items()},
-        "eval_rows": int(complete.sum()),
-        "eval_rows_skipped_for_missing_values": int((~complete).sum()),
+        "eval_rows": int(servable.sum()),
+        "eval_rows_with_missing_values": int(with_gaps.sum()),
+        "eval_rows_skipped_for_several_values": int((~servable).sum()),
         "sizes": {
             "float_tflite": asdict(tflite_size(float_tflite)),
             "compressed_tflite": asdict(tflite_size(compressed_tflite)),
@@ -288,9 +320,10 @@ def end_to_end_markdown(summary: Mapping[str, Any]) -> str:
         "",
         f"{summary['format']}. Raw features in (signature `{summary['signature']}`: "
         f"{', '.join(f'{n} {d}' for n, d in summary['inputs'].items())}), the Transform inside, "
-        f"builtin ops only. Measured on {summary['eval_rows']} eval rows with a value in every "
-        f"feature ({summary['eval_rows_skipped_for_missing_values']} skipped); against the "
-        f"compressed SavedModel: {agreement}.",
+        f"builtin ops only. Measured on {summary['eval_rows']} eval rows, "
+        f"{summary['eval_rows_with_missing_values']} of them with missing values (sent as NaN, "
+        f'-2**63 or ""); against the compressed SavedModel on the same tf.Examples: '
+        f"{agreement}.",
         "",
         "| model | size (bytes) | zipped (bytes) | "
         + " | ".join(QUALITY_TITLES[name] for name in metrics)

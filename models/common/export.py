@@ -5,9 +5,10 @@ compressed one, so both are served, evaluated and pushed the same way. Signature
 
 - `serving_default`: `examples` (serialized tf.Example without the label) ->
   `{"outputs": probabilities or predictions}`; what TF Serving and TFMA call.
-- `serving_raw`: one tensor per raw feature, shape [batch] (one value per example),
-  every value present (send missing values through `serving_default`) ->
-  `{"outputs": probabilities}`; the easy one for REST `instances`.
+- `serving_raw`: one tensor per raw feature, shape [batch] (one value per example) ->
+  `{"outputs": probabilities}`; the easy one for REST `instances`. A missing value is
+  sent as MISSING_VALUES says (NaN, -2**63 or ""), and served as a missing cell of a
+  tf.Example is: the end-to-end TFLite takes the same requests.
 - `transform_features`: serialized tf.Example WITH the raw label -> every transformed
   feature and `label`; TFMA's `preprocessing_function_names` uses it to get labels.
 
@@ -20,6 +21,7 @@ from __future__ import annotations
 import math
 import os
 
+import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
 import tf_keras as keras
@@ -37,6 +39,19 @@ SERVING_RAW_SIGNATURE = "serving_raw"
 TRANSFORM_FEATURES_SIGNATURE = "transform_features"
 
 FeatureSpec = dict[str, tf.io.FixedLenFeature | tf.io.VarLenFeature]
+
+# How a `serving_raw` request (and one to the end-to-end TFLite, whose inputs are the
+# same) says that a row has no value for a feature: a tensor holds a value in every row,
+# so a value no data holds stands for the gap. Strings: "", which TFT's Transform gives
+# a missing category anyway.
+MISSING_VALUES = {tf.float32: math.nan, tf.int64: np.iinfo(np.int64).min, tf.string: b""}
+
+
+def is_present(values: tf.Tensor) -> tf.Tensor:
+    """Per value of a [batch] `serving_raw` input, whether it is a value (not MISSING_VALUES)."""
+    if values.dtype == tf.float32:
+        return tf.logical_not(tf.math.is_nan(values))
+    return tf.not_equal(values, tf.constant(MISSING_VALUES[values.dtype], values.dtype))
 
 
 def keras_model_path(serving_model_dir: str) -> str:
@@ -117,17 +132,19 @@ def _raw_tensor_spec(name: str, feature: tf.io.FixedLenFeature | tf.io.VarLenFea
 
 
 def as_parsed(tensors: dict[str, tf.Tensor], spec: FeatureSpec) -> dict[str, tf.Tensor]:
-    """`serving_raw`'s inputs shaped the way `tf.io.parse_example` returns the features."""
+    """`serving_raw`'s inputs shaped the way `tf.io.parse_example` returns the features:
+    a VarLen feature is a [batch, 1] SparseTensor without the missing values."""
     parsed = {}
     rows = tf.shape(next(iter(tensors.values())), out_type=tf.int64)[0]
-    # Every row has its one value: each VarLen feature is a [batch, 1] SparseTensor, and
-    # all of them share these indices.
     one_per_row = tf.stack([tf.range(rows), tf.zeros([rows], tf.int64)], axis=1)
     shape = tf.stack([rows, tf.constant(1, tf.int64)])
     for name, feature in spec.items():
         value = tensors[name]
         if isinstance(feature, tf.io.VarLenFeature):
-            value = tf.SparseTensor(one_per_row, value, shape)
+            present = is_present(value)
+            value = tf.SparseTensor(
+                tf.boolean_mask(one_per_row, present), tf.boolean_mask(value, present), shape
+            )
         elif _is_scalar(feature):
             value = tf.reshape(value, [-1, *feature.shape])
         parsed[name] = value

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 import tensorflow as tf
 import tensorflow_transform as tft
 
-from models.common.end_to_end import RawTransform
+from models.common.end_to_end import RawTransform, float_block
 from models.digits.features import IMAGE_KEY, PIXEL_COLUMNS
 from models.digits.preprocessing import scaled_pixels
 from pipeline.config import ModelConfig
@@ -20,7 +20,6 @@ def builtin_transform(
     del tf_transform_output, model  # nothing analyzed, nothing configured
 
     def transform(raw: Mapping[str, tf.Tensor]) -> dict[str, tf.Tensor]:
-        pixels = tf.stack([tf.cast(raw[c], tf.float32) for c in PIXEL_COLUMNS], axis=1)
-        return {IMAGE_KEY: scaled_pixels(pixels)}
+        return {IMAGE_KEY: scaled_pixels(float_block(raw, PIXEL_COLUMNS))}
 
     return transform

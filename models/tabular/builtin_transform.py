@@ -6,7 +6,7 @@ values into buckets and densifies sparse inputs: ops TFLite's builtins (and so T
 Serving's TFLite runtime) do not have. Here the z-scores, buckets and clipped ids reuse
 preprocessing.py's own functions with the values Transform computed, and a vocabulary
 lookup is a comparison with the vocabulary as a constant. Every input is one value per
-row, as `serving_raw` takes it. `models.common.end_to_end` checks the result equal to
+row, as `serving_raw` takes it, a missing one as MISSING_VALUES says. `models.common.end_to_end` checks the result equal to
 the TFT graph's on eval rows before it ships.
 """
 
@@ -18,13 +18,14 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
 
-from models.common.end_to_end import RawTransform, analyzed_constants, vocabulary_ids
+from models.common.end_to_end import RawTransform, analyzed_constants, float_block, vocabulary_ids
 from models.common.features import transformed_name
 from models.tabular.preprocessing import (
     BUCKET_BOUNDARIES,
     BUCKET_FILL,
     BUCKETIZED_KEY,
     CATEGORICAL_INT_KEY,
+    MISSING_CATEGORY,
     NUMERIC_KEY,
     NUMERIC_MEAN,
     NUMERIC_STD,
@@ -33,10 +34,6 @@ from models.tabular.preprocessing import (
     standardized,
 )
 from pipeline.config import ModelConfig
-
-
-def _block(raw: Mapping[str, tf.Tensor], columns: list[str]) -> tf.Tensor:
-    return tf.stack([tf.cast(raw[c], tf.float32) for c in columns], axis=1)
 
 
 def _vocabulary(tf_transform_output: tft.TFTransformOutput, column: str) -> np.ndarray:
@@ -50,17 +47,9 @@ def _vocabulary(tf_transform_output: tft.TFTransformOutput, column: str) -> np.n
 
 def builtin_transform(
     tf_transform_output: tft.TFTransformOutput, model: ModelConfig
-) -> RawTransform | None:
-    """The Transform in builtin ops; None when vocabularies hash unseen values into more
-    than one bucket (TFT's FarmHash has no builtin)."""
+) -> RawTransform:
+    """The Transform in builtin ops (for configs with `model.end_to_end_tflite`)."""
     features = model.features
-    if features.categorical and model.oov_buckets > 1:
-        tf.get_logger().warning(
-            "model.oov_buckets is %d: unseen categories are hashed, which TFLite builtins "
-            "cannot do, so this run ships no end-to-end TFLite; set it to 1 for one",
-            model.oov_buckets,
-        )
-        return None
     keys = []
     if features.numeric:
         keys += [NUMERIC_MEAN, NUMERIC_STD]
@@ -73,21 +62,25 @@ def builtin_transform(
         outputs = {}
         if features.numeric:
             outputs[NUMERIC_KEY] = standardized(
-                _block(raw, features.numeric), constants[NUMERIC_MEAN], constants[NUMERIC_STD]
+                float_block(raw, features.numeric), constants[NUMERIC_MEAN], constants[NUMERIC_STD]
             )
         if features.bucketized:
             outputs[BUCKETIZED_KEY] = bucket_ids(
-                _block(raw, list(features.bucketized)),
+                float_block(raw, list(features.bucketized)),
                 constants[BUCKET_BOUNDARIES],
                 constants[BUCKET_FILL],
                 list(features.bucketized.values()),
             )
         if features.categorical_int:
             outputs[CATEGORICAL_INT_KEY] = clip_ids(
-                _block(raw, list(features.categorical_int)), list(features.categorical_int.values())
+                float_block(raw, list(features.categorical_int)),
+                list(features.categorical_int.values()),
             )
         for column, vocabulary in vocabularies.items():
-            outputs[transformed_name(column)] = vocabulary_ids(raw[column], vocabulary)
+            x = raw[column]
+            outputs[transformed_name(column)] = vocabulary_ids(
+                x, vocabulary, MISSING_CATEGORY[x.dtype == tf.string]
+            )
         return outputs
 
     return transform

@@ -175,8 +175,12 @@ def clipped_ids(block: tf.Tensor, num_ids: Sequence[int]) -> tf.Tensor:
     return _ids_with_range(clip_ids(block, num_ids), sum(num_ids))
 
 
+# What a missing categorical cell is looked up as, by whether the column holds strings.
+MISSING_CATEGORY = {True: "", False: -1}
+
+
 def _missing_value(x: Tensor) -> Any:
-    return "" if x.dtype == tf.string else tf.constant(-1, x.dtype)
+    return tf.constant(MISSING_CATEGORY[x.dtype == tf.string], x.dtype)
 
 
 def _vocabulary_op_name(column: str) -> str:
