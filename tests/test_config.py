@@ -68,6 +68,14 @@ def test_taxi_schema_path_resolves_against_the_yaml():
             "thresholds.metric 'auc_pr' is not among the computed metrics",
         ),
         ({"data__path": "x.csv"}, "data: set exactly one of `bundled`"),
+        (
+            {"evaluation__slices": [], "evaluation__thresholds__max_slice_drop": 0.02},
+            "max_slice_drop / max_slice_increase gate slices, but `slices` is empty",
+        ),
+        (
+            {"evaluation__thresholds__max_slice_increase": 0.1},
+            "max_slice_increase cannot bound 'binary_accuracy', for which higher is better",
+        ),
         ({"name": "Taxi Model"}, "name: String should match pattern"),
     ],
 )
@@ -115,3 +123,14 @@ def test_unreadable_yaml(tmp_path, text, expected):
 def test_missing_file():
     with pytest.raises(ConfigError, match="cannot read config file"):
         load_config("/nonexistent/leanline.yaml")
+
+
+def test_the_slice_gate_bounds_the_gated_metric_by_its_direction(tmp_path):
+    accuracy = load_config(_taxi_with(tmp_path, evaluation__thresholds__max_slice_drop=0.02))
+    assert accuracy.evaluation.thresholds.vs_slices == ("absolute", 0.02)
+    assert accuracy.evaluation.thresholds.min_slice_examples == 100
+    assert load_config(CONFIGS / "taxi.yaml").evaluation.thresholds.vs_slices is None
+    fare = load_config(CONFIGS / "taxi_fare.yaml").with_overrides(
+        evaluation={"slices": [["company"]], "thresholds": {"max_slice_increase": 0.1}}
+    )
+    assert fare.evaluation.thresholds.vs_slices == ("relative", 0.1)
