@@ -91,7 +91,8 @@ LEANLINE_OVERRIDES: dict[str, Any] = {
 }
 
 # (shown as, TFX's component id, leanline's component id) for the work both pipelines do.
-# TFX's Evaluator has no baseline on a first run, like leanline's EvaluateVsBlessed;
+# TFX's Evaluator has no baseline on a first run, like leanline's evaluator against the
+# last blessed model (EvaluateTFLiteVsBlessed: penguins' gates judge its TFLite files);
 # leanline's EvaluateCompression evaluates two models and is listed with its own extras.
 SHARED_COMPONENTS = (
     ("ExampleGen", "CsvExampleGen", "CsvExampleGen"),
@@ -99,7 +100,7 @@ SHARED_COMPONENTS = (
     ("SchemaGen", "SchemaGen", "SchemaGen"),
     ("Transform", "Transform", "Transform"),
     ("Trainer", "Trainer", "Trainer"),
-    ("Evaluator", "Evaluator", "EvaluateVsBlessed"),
+    ("Evaluator", "Evaluator", "EvaluateTFLiteVsBlessed"),  # pipeline.pipeline's id
     ("Pusher", "Pusher", "ServingPusher"),
 )
 # What leanline's component does beyond TFX's, where it does more.

@@ -57,6 +57,11 @@ from pipeline.evaluation import eval_config
 
 EVALUATE_COMPRESSION = "EvaluateCompression"
 EVALUATE_VS_BLESSED = "EvaluateVsBlessed"
+# EvaluateVsBlessed of runs whose gates judge the end-to-end TFLite. Its own id keeps the
+# resolver to models blessed by it, which have the file TFMA reads: after a switch of
+# format (or from a run of an older leanline) the first run has no baseline, as a first
+# run, instead of failing on a model it cannot read.
+EVALUATE_TFLITE_VS_BLESSED = "EvaluateTFLiteVsBlessed"
 SLICE_GATE = "SliceGate"
 LATEST_BLESSED_RESOLVER = "LatestBlessedModelResolver"
 SERVING_DIR = "serving"
@@ -208,6 +213,7 @@ def create_pipeline(
         compression_blessing = slice_gate.outputs["blessing"]
         gates.append(slice_gate)
 
+    vs_blessed_id = EVALUATE_TFLITE_VS_BLESSED if judge_tflite else EVALUATE_VS_BLESSED
     latest_blessed = Resolver(
         strategy_class=LatestBlessedModelStrategy,
         model=Channel(
@@ -217,7 +223,7 @@ def create_pipeline(
         ),
         model_blessing=Channel(
             type=standard_artifacts.ModelBlessing,
-            producer_component_id=EVALUATE_VS_BLESSED,
+            producer_component_id=vs_blessed_id,
             output_key="blessing",
         ),
     ).with_id(LATEST_BLESSED_RESOLVER)
@@ -230,7 +236,7 @@ def create_pipeline(
             eval_config=eval_config(
                 evaluation, evaluation.thresholds.vs_blessed, tflite=judge_tflite
             ),
-        ).with_id(EVALUATE_VS_BLESSED)
+        ).with_id(vs_blessed_id)
         pusher = ServingPusher(
             model=compressed_model,
             compression_blessing=compression_blessing,

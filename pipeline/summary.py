@@ -178,7 +178,12 @@ def _overall_metrics(evaluation_uri: str) -> dict[str, dict[str, float]]:
 def summarize(config: LeanlineConfig, metadata_path: Path, wall_seconds: float) -> RunSummary:
     """The summary of the latest run recorded in `metadata_path`."""
     from components.slice_gate.executor import SLICE_FAILURES_PROPERTY
-    from pipeline.pipeline import EVALUATE_COMPRESSION, EVALUATE_VS_BLESSED, SLICE_GATE
+    from pipeline.pipeline import (
+        EVALUATE_COMPRESSION,
+        EVALUATE_TFLITE_VS_BLESSED,
+        EVALUATE_VS_BLESSED,
+        SLICE_GATE,
+    )
 
     run = RunSummary(
         pipeline=config.name,
@@ -220,7 +225,12 @@ def summarize(config: LeanlineConfig, metadata_path: Path, wall_seconds: float) 
         produced = outputs(store, execution.id)
         if node == "StatisticsGen" and produced.get("statistics"):
             run.rows = _row_counts(produced["statistics"][0].uri)
-        elif node in (EVALUATE_COMPRESSION, SLICE_GATE, EVALUATE_VS_BLESSED):
+        elif node in (
+            EVALUATE_COMPRESSION,
+            SLICE_GATE,
+            EVALUATE_VS_BLESSED,
+            EVALUATE_TFLITE_VS_BLESSED,
+        ):
             blessing = (produced.get("blessing") or [None])[0]
             if blessing is not None:
                 run.blessings[node] = property_value(blessing.custom_properties, "blessed") == 1

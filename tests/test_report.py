@@ -88,7 +88,7 @@ GATE_STOPS_BEFORE = (
     "Trainer",
     "Compressor",
     "EvaluateCompression",
-    "EvaluateVsBlessed",
+    "EvaluateTFLiteVsBlessed",
     "ServingPusher",
 )
 

@@ -121,12 +121,10 @@ def _end_to_end(
     model: ModelConfig,
     config: CompressionConfig,
 ) -> EndToEnd | None:
-    """The end-to-end TFLite models, where the config has them (`gates_judge_tflite`);
-    records which TFLite the artifact ships."""
+    """The end-to-end TFLite models, where the config has them (`gates_judge_tflite`) and
+    the raw examples are wired in; records which TFLite the artifact ships."""
     end_to_end = None
-    if gates_judge_tflite(model, config):
-        if not input_dict.get(RAW_EXAMPLES_KEY):
-            raise ValueError(f"the end-to-end TFLite needs the {RAW_EXAMPLES_KEY!r} input")
+    if gates_judge_tflite(model, config) and input_dict.get(RAW_EXAMPLES_KEY):
         end_to_end = build_end_to_end(
             float_model,
             compressed,

@@ -1,8 +1,9 @@
 """ServingPusher component: a doubly blessed model in, a TF Serving version out.
 
-The model is pushed only when both Evaluators blessed it: "EvaluateCompression"
-(compressed vs the run's uncompressed model) and "EvaluateVsBlessed" (compressed
-vs the last blessed model). The executor builds each version with warm-up requests
+The model is pushed only when both gates blessed it: the compression gate
+("EvaluateCompression", compressed vs the run's uncompressed model, and the SliceGate
+where configured) and "EvaluateVsBlessed" or "EvaluateTFLiteVsBlessed" (compressed vs
+the last blessed model). The executor builds each version with warm-up requests
 from the eval split, checks that it loads and answers, and publishes it
 atomically (serving/versions.py). When the Evaluators' `evaluation` outputs are
 wired too, a refusal records which metric failed, not just which gate.

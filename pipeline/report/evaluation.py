@@ -9,8 +9,13 @@ import math
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from pipeline.evaluation import BASELINE, CANDIDATE
-from pipeline.pipeline import EVALUATE_COMPRESSION, EVALUATE_VS_BLESSED
+from pipeline.evaluation import BASELINE, CANDIDATE, TFLITE_MODEL_TYPE
+from pipeline.pipeline import (
+    EVALUATE_COMPRESSION,
+    EVALUATE_TFLITE_VS_BLESSED,
+    EVALUATE_VS_BLESSED,
+    SLICE_GATE,
+)
 from pipeline.report.markup import (
     Markup,
     badge,
@@ -32,7 +37,10 @@ _COUNT = "example_count"
 GATES = (
     (EVALUATE_COMPRESSION, "the uncompressed model of this run"),
     (EVALUATE_VS_BLESSED, "the last blessed (pushed) model"),
+    (EVALUATE_TFLITE_VS_BLESSED, "the last blessed (pushed) model"),
 )
+# Every component whose blessing decides a push.
+DECIDING = (*(gate for gate, _ in GATES), SLICE_GATE)
 
 Metrics = dict[str, float]
 
@@ -52,6 +60,8 @@ class Evaluation:
     gated_metric: str | None
     slices: list[SliceMetrics]
     failures: list[str]
+    # What the Evaluator ran: the models' end-to-end TFLite files, or their SavedModels.
+    tflite: bool = False
 
     def overall(self, model: str, metric: str) -> float | None:
         for item in self.slices:
@@ -128,17 +138,18 @@ def _slices_words(slicing_spec: Any) -> str:
     return " ".join(fixed + by) or "overall"
 
 
-def _thresholds(eval_config_json: str | None) -> tuple[list[str], str | None]:
-    """Threshold descriptions (with the slices they apply to) and the gated metric, from
-    the recorded eval_config."""
-    if not eval_config_json:
-        return [], None
+def _recorded_eval_config(eval_config_json: str | None) -> Any:
     from google.protobuf import json_format
     from tensorflow_model_analysis.proto import config_pb2
 
+    return json_format.Parse(eval_config_json or "{}", config_pb2.EvalConfig())
+
+
+def _thresholds(eval_config: Any) -> tuple[list[str], str | None]:
+    """Threshold descriptions (with the slices they apply to) and the gated metric, from
+    the recorded eval_config."""
     from pipeline.config import metric_name
 
-    eval_config = json_format.Parse(eval_config_json, config_pb2.EvalConfig())
     described, gated = [], None
     for spec in eval_config.metrics_specs:
         for metric in spec.metrics:
@@ -178,7 +189,8 @@ def load_evaluation(run: PipelineRun, component: str) -> Evaluation | None:
     if artifact is None:
         return None
     blessing = run.artifact(component, "blessing")
-    thresholds, gated = _thresholds(run.components[component].properties.get("eval_config"))
+    eval_config = _recorded_eval_config(run.components[component].properties.get("eval_config"))
+    thresholds, gated = _thresholds(eval_config)
     candidate = _load_metrics(artifact.uri, CANDIDATE)
     if candidate:
         baseline = _load_metrics(artifact.uri, BASELINE)
@@ -191,6 +203,7 @@ def load_evaluation(run: PipelineRun, component: str) -> Evaluation | None:
         gated_metric=gated,
         slices=[SliceMetrics(name, candidate[name], baseline.get(name, {})) for name in names],
         failures=_failures(artifact.uri),
+        tflite=any(spec.model_type == TFLITE_MODEL_TYPE for spec in eval_config.model_specs),
     )
 
 
@@ -221,6 +234,30 @@ def _metrics_table(slices: Sequence[SliceMetrics]) -> Markup:
     return table(headers, rows)
 
 
+def _slice_gate(run: PipelineRun) -> Markup:
+    """The SliceGate's decision, where the run had one: part of the compression gate."""
+    blessing = run.artifact(SLICE_GATE, "blessing")
+    if blessing is None:
+        return Markup("")
+    from components.slice_gate.executor import SLICE_FAILURES_PROPERTY
+
+    failures = (custom_property(blessing, SLICE_FAILURES_PROPERTY) or "").splitlines()
+    blessed = custom_property(blessing, "blessed") == 1
+    decision = "blessed" if blessed else "not blessed"
+    parts = [
+        Markup(
+            f"<h3>{esc(SLICE_GATE)} {badge(decision, 'complete' if blessed else 'failed')}</h3>"
+        ),
+        paragraph(
+            "Each slice above with enough eval rows (evaluation.thresholds.min_slice_examples), "
+            "compressed against uncompressed (max_slice_drop or max_slice_increase)."
+        ),
+    ]
+    if failures:
+        parts += [note("Slices that lost too much:", "bad"), bullets(failures)]
+    return Markup("".join(parts))
+
+
 def _gate(component: str, compared_with: str, evaluation: Evaluation | None) -> Markup:
     if evaluation is None:
         return Markup(
@@ -234,7 +271,14 @@ def _gate(component: str, compared_with: str, evaluation: Evaluation | None) -> 
             f"{badge(decision, 'complete' if evaluation.blessed else 'failed')}</h3>"
         ),
         paragraph(
-            f"Candidate: the compressed model; baseline: {compared_with}. Decision: {decision}."
+            f"Candidate: the compressed model; baseline: {compared_with}. "
+            + (
+                "Judged as end-to-end TFLite files (model.tflite, what TF Serving serves with "
+                "--prefer_tflite_model and devices run), on every eval row. "
+                if evaluation.tflite
+                else "Judged as SavedModels. "
+            )
+            + f"Decision: {decision}."
         ),
         paragraph("Thresholds: " + ("; ".join(evaluation.thresholds) or "none")),
     ]
@@ -249,9 +293,11 @@ def _gate(component: str, compared_with: str, evaluation: Evaluation | None) -> 
 def evaluation_section(run: PipelineRun | None) -> Markup:
     if run is None:
         return note("No evaluation: the run did not reach the Evaluators.")
+    (compression, compared_with), *vs_blessed = GATES
+    # A run has one of the two: the one it ran, or the first if it stopped before.
+    vs_blessed = [gate for gate in vs_blessed if gate[0] in run.components] or vs_blessed[:1]
     return Markup(
-        "".join(
-            _gate(component, compared_with, load_evaluation(run, component))
-            for component, compared_with in GATES
-        )
+        _gate(compression, compared_with, load_evaluation(run, compression))
+        + _slice_gate(run)
+        + "".join(_gate(gate, words, load_evaluation(run, gate)) for gate, words in vs_blessed)
     )

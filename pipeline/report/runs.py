@@ -9,7 +9,7 @@ from pathlib import Path
 from pipeline.errors import UserError
 from pipeline.evaluation import CANDIDATE
 from pipeline.pipeline import EVALUATE_COMPRESSION
-from pipeline.report.evaluation import GATES, load_evaluation
+from pipeline.report.evaluation import DECIDING, load_evaluation
 from pipeline.report.model import SERVING_PUSHER
 from pipeline.report.run import (
     PipelineRun,
@@ -50,7 +50,7 @@ class RunRow:
 def _blessed(run: PipelineRun) -> str:
     refused = []
     decided = False
-    for gate, _ in GATES:
+    for gate in DECIDING:
         blessing = run.artifact(gate, "blessing")
         if blessing is not None:
             decided = True
