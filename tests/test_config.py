@@ -125,11 +125,14 @@ def test_missing_file():
         load_config("/nonexistent/leanline.yaml")
 
 
-def test_the_slice_gate_bounds_the_gated_metric_by_its_direction(tmp_path):
-    accuracy = load_config(_taxi_with(tmp_path, evaluation__thresholds__max_slice_drop=0.02))
-    assert accuracy.evaluation.thresholds.vs_slices == ("absolute", 0.02)
-    assert accuracy.evaluation.thresholds.min_slice_examples == 100
-    assert load_config(CONFIGS / "taxi.yaml").evaluation.thresholds.vs_slices is None
+def test_the_slice_gate_bounds_the_gated_metric_by_its_direction():
+    penguins = load_config(CONFIGS / "penguins.yaml")
+    assert penguins.evaluation.thresholds.vs_slices is None
+    gated = penguins.with_overrides(evaluation={"thresholds": {"max_slice_drop": 0.02}})
+    assert gated.evaluation.thresholds.vs_slices == ("absolute", 0.02)
+    assert gated.evaluation.thresholds.min_slice_examples == 100
+    taxi = load_config(CONFIGS / "taxi.yaml").evaluation.thresholds
+    assert (taxi.vs_slices, taxi.min_slice_examples) == (("absolute", 0.02), 250)
     fare = load_config(CONFIGS / "taxi_fare.yaml").with_overrides(
         evaluation={"slices": [["company"]], "thresholds": {"max_slice_increase": 0.1}}
     )

@@ -139,7 +139,10 @@ def test_every_local_component_is_a_task_with_the_same_upstream_tasks(case: dict
         beam_pipeline_args=BEAM_ARGS,
     )
     component_ids = [component.id for component in local.components]
-    assert len(component_ids) == 12
+    # 12, and the SliceGate where the config gates slices (taxi).
+    slice_gate = case["config"].evaluation.thresholds.vs_slices is not None
+    assert len(component_ids) == 12 + slice_gate
+    assert ("SliceGate" in component_ids) == slice_gate
     assert set(tasks) == {task_name(c) for c in component_ids} | {RESOLVER_BLESSING_TASK}
     for component in local.components:
         task = task_name(component.id)

@@ -82,7 +82,11 @@ def taxi_run(tmp_path_factory):
 def test_taxi_run_pushes_a_servable_compressed_model(taxi_run):
     config, data, summary = taxi_run
     assert summary.error is None
-    assert summary.blessings == {"EvaluateCompression": True, "EvaluateTFLiteVsBlessed": True}
+    assert summary.blessings == {
+        "EvaluateCompression": True,
+        "SliceGate": True,
+        "EvaluateTFLiteVsBlessed": True,
+    }
     assert summary.pushed
     (version,) = _versions(config)
     version_dir = config.serving_model_dir / version
