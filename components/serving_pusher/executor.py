@@ -38,7 +38,7 @@ from components.compressor.executor import (
     tflite_model_path,
     tflite_takes_raw_features,
 )
-from components.slice_gate.executor import SLICE_FAILURES_PROPERTY
+from components.slice_gate.executor import SLICE_FAILURES_PROPERTY, slice_name
 from models.common.data import read_split_examples
 from models.common.export import raw_specs
 from pipeline.errors import UserError
@@ -282,9 +282,9 @@ def validation_failures(evaluation_uri: str) -> list[str]:
     result = tfma.load_validation_result(evaluation_uri)
     failures = []
     for per_slice in result.metric_validations_per_slice:
-        slice_name = _slice_name(per_slice.slice_key)
+        where = _slice_name(per_slice.slice_key)
         for failure in per_slice.failures:
-            failures.append(f"{_threshold_failure(failure)} on {slice_name}")
+            failures.append(f"{_threshold_failure(failure)} on {where}")
     return failures
 
 
@@ -310,11 +310,8 @@ def _threshold_failure(failure: validation_result_pb2.ValidationFailure) -> str:
 
 
 def _slice_name(slice_key: metrics_for_slice_pb2.SliceKey) -> str:
-    columns = [
-        f"{c.column}={c.bytes_value or c.int64_value or c.float_value}"
-        for c in slice_key.single_slice_keys
-    ]
-    return "slice " + ", ".join(columns) if columns else "the overall slice"
+    columns = slice_name(slice_key)
+    return f"slice {columns}" if columns else "the overall slice"
 
 
 def _record(

@@ -40,7 +40,6 @@ from models.common.compression import (
 )
 from models.common.data import raw_rows
 from models.common.export import (
-    MISSING_VALUES,
     OUTPUTS_KEY,
     SERVING_DEFAULT_SIGNATURE,
     SERVING_RAW_SIGNATURE,
@@ -93,8 +92,7 @@ def float_block(raw: Mapping[str, tf.Tensor], columns: list[str]) -> tf.Tensor:
     for column in columns:
         values = raw[column]
         if values.dtype == tf.int64:
-            missing = tf.equal(values, tf.constant(MISSING_VALUES[tf.int64], tf.int64))
-            values = tf.where(missing, np.nan, tf.cast(values, tf.float32))
+            values = tf.where(is_present(values), tf.cast(values, tf.float32), np.nan)
         block.append(tf.cast(values, tf.float32))
     return tf.stack(block, axis=1)
 
@@ -105,8 +103,7 @@ def vocabulary_ids(x: tf.Tensor, vocabulary: np.ndarray, missing: Any) -> tf.Ten
     from an asset file). A missing value is looked up as `missing`, the value TFT's
     Transform fills a missing cell with."""
     if x.dtype == tf.int64:
-        is_missing = tf.equal(x, tf.constant(MISSING_VALUES[tf.int64], tf.int64))
-        x = tf.where(is_missing, tf.constant(missing, tf.int64), x)
+        x = tf.where(is_present(x), x, tf.constant(missing, tf.int64))
     unseen = tf.constant(len(vocabulary), tf.int64)
     if not len(vocabulary):
         return tf.fill(tf.shape(x, out_type=tf.int64), unseen)
