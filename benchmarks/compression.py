@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import tempfile
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,9 @@ import tensorflow_transform as tft
 import tf_keras as keras
 
 from benchmarks.pipeline import replace_readme_block
+from components.compressor.executor import compress_as_configured
 from models.common import compression
+from models.common.data import count_examples
 from models.common.export import KERAS_MODEL_FILE
 from pipeline.config import CompressionConfig, LeanlineConfig, load_config
 from pipeline.datasets import bundled_csv
@@ -34,6 +37,7 @@ from pipeline.pipeline import training_stages
 BENCHMARKS_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCHMARKS_DIR.parent
 RESULTS_FILE = BENCHMARKS_DIR / "results" / "compression.json"
+SEARCH_RESULTS_FILE = BENCHMARKS_DIR / "results" / "compression_search.json"
 
 PRUNING_OFF = {"enabled": False}
 # Each mode's changes to the dataset config's `compression` section.
@@ -65,6 +69,31 @@ TUNED_MODES: dict[str, dict[str, dict[str, Any]]] = {
 }
 
 
+# The fixed recipes the configs shipped before the search (taxi: the config's comment).
+SINGLE_RECIPES = {
+    "taxi": CompressionConfig(
+        pruning={"target_sparsity": 0.8}, quantization="pqat", fine_tune_epochs=4
+    ),
+    "digits": CompressionConfig(
+        pruning={"target_sparsity": 0.85}, quantization="pqat", fine_tune_epochs=6
+    ),
+}
+
+
+@dataclass(frozen=True)
+class SearchTarget:
+    min_zipped_ratio: float
+    max_accuracy_loss_pt: float
+    # The search's seconds over the single recipe's, measured side by side.
+    max_time_ratio: float
+
+
+SEARCH_TARGETS = {
+    "taxi": SearchTarget(min_zipped_ratio=15.0, max_accuracy_loss_pt=0.5, max_time_ratio=4.0),
+    "digits": SearchTarget(min_zipped_ratio=15.0, max_accuracy_loss_pt=1.0, max_time_ratio=4.0),
+}
+
+
 @dataclass(frozen=True)
 class Target:
     min_zipped_ratio: float
@@ -93,6 +122,10 @@ def train_float_model(config: LeanlineConfig, csv_path: Path, work_dir: Path) ->
         f"benchmark-{config.name}", work_dir, stages.components, config.beam_pipeline_args
     )
 
+    return trained_run(root)
+
+
+def trained_run(root: Path) -> TrainedRun:
     def only_uri(component: str, output: str) -> str:
         (uri,) = (root / component / output).iterdir()
         return str(uri)
@@ -104,37 +137,108 @@ def train_float_model(config: LeanlineConfig, csv_path: Path, work_dir: Path) ->
     )
 
 
-def benchmark_dataset(name: str, work_dir: Path) -> dict[str, Any]:
-    """Every mode's report for one dataset, from one trained float model."""
+@dataclass(frozen=True)
+class Trained:
+    config: LeanlineConfig
+    float_model: keras.Model
+    tf_transform_output: tft.TFTransformOutput
+    train_files: str
+    eval_files: str
+
+
+def trained(name: str, work_dir: Path) -> Trained:
+    """The dataset's float model, trained once per work dir."""
     config = load_config(REPO_ROOT / "configs" / f"{name}.yaml")
-    csv_path = bundled_csv(config.data.bundled, work_dir / "bundled")
-    run = train_float_model(config, csv_path, work_dir / name)
-    float_model = keras.models.load_model(
-        os.path.join(run.model_uri, KERAS_MODEL_FILE), compile=False
+    root = work_dir / name / "pipeline"
+    run = (
+        trained_run(root)
+        if (root / "Trainer").is_dir()
+        else train_float_model(
+            config, bundled_csv(config.data.bundled, work_dir / "bundled"), work_dir / name
+        )
     )
     splits = Path(run.transformed_examples_uri)
-    inputs = compression.compression_inputs(
+    return Trained(
+        config,
+        keras.models.load_model(os.path.join(run.model_uri, KERAS_MODEL_FILE), compile=False),
+        tft.TFTransformOutput(run.transform_graph_uri),
         str(splits / "Split-train" / "*"),
         str(splits / "Split-eval" / "*"),
-        tft.TFTransformOutput(run.transform_graph_uri),
-        config.model,
-        config.training,
-        config.compression,
     )
-    base = config.compression.model_dump()
+
+
+def benchmark_dataset(run: Trained) -> dict[str, Any]:
+    """Every mode's report for one dataset, from one trained float model."""
+    config = run.config
+    base = SINGLE_RECIPES[config.name]
+    inputs = compression.compression_inputs(
+        run.train_files, run.tf_transform_output, config.model, config.training, base
+    )
+    eval_rows = compression.report_rows(
+        run.eval_files, run.tf_transform_output, base.report_examples
+    )
     reports = {}
-    for mode, changes in {**MODES, **TUNED_MODES[name]}.items():
-        settings = {**base, **changes, "pruning": {**base["pruning"], **changes.get("pruning", {})}}
+    for mode, changes in {**MODES, **TUNED_MODES[config.name]}.items():
+        settings = base.model_dump()
+        settings = {
+            **settings,
+            **changes,
+            "pruning": {**settings["pruning"], **changes.get("pruning", {})},
+        }
         mode_config = CompressionConfig.model_validate(settings)
         compressed = compression.compress(
-            float_model, mode_config, inputs.fine_tuning, inputs.calibration
+            run.float_model, mode_config, inputs.fine_tuning, inputs.calibration
         )
         report = compression.measure(
-            float_model, compressed, mode_config, inputs.eval_rows, config.model
+            run.float_model, compressed, mode_config, eval_rows, config.model
         )
         reports[mode] = report.to_json()
-        print(f"{name} {mode}: {report.headline}", flush=True)
-    return {"config": base, "target": asdict(TARGETS[name]), "modes": reports}
+        print(f"{config.name} {mode}: {report.headline}", flush=True)
+    return {"config": base.model_dump(), "target": asdict(TARGETS[config.name]), "modes": reports}
+
+
+def benchmark_search(run: Trained) -> dict[str, Any]:
+    """The config's search against the single recipe it replaced, side by side: the
+    Compressor's work (inputs, compressing, and for the search its trials), then the
+    chosen model measured on the whole eval split."""
+    config = run.config
+    whole_eval = count_examples(run.eval_files)
+    timed: dict[str, Any] = {}
+    for label, recipe in (
+        ("single recipe", SINGLE_RECIPES[config.name]),
+        ("search", config.compression),
+    ):
+        recipe = recipe.model_copy(update={"report_examples": whole_eval})
+        started = time.monotonic()
+        inputs = compression.compression_inputs(
+            run.train_files, run.tf_transform_output, config.model, config.training, recipe
+        )
+        compressed, chosen, searched = compress_as_configured(
+            run.float_model, config.model, recipe, inputs, run.tf_transform_output
+        )
+        seconds = time.monotonic() - started
+        report = compression.measure(
+            run.float_model,
+            compressed,
+            chosen,
+            compression.report_rows(run.eval_files, run.tf_transform_output, whole_eval),
+            config.model,
+        )
+        timed[label] = {
+            "seconds": seconds,
+            "recipe": report.recipe,
+            "headline": report.headline,
+            "weights": report.weights,
+            "eval_examples": report.eval_examples,
+            "search": searched.to_json() if searched else None,
+        }
+        print(
+            f"{config.name} {label}: {seconds:.1f} s, {report.recipe}, {report.headline}",
+            flush=True,
+        )
+    timed["time_ratio"] = timed["search"]["seconds"] / timed["single recipe"]["seconds"]
+    timed["target"] = asdict(SEARCH_TARGETS[config.name])
+    return timed
 
 
 def _target_met(target: Target, report: dict[str, Any]) -> bool:
@@ -180,21 +284,71 @@ def markdown(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def search_markdown(searches: dict[str, Any]) -> str:
+    lines = [
+        "| dataset | chosen recipe | weights (float -> chosen) | TFLite zipped ratio "
+        "| accuracy (float -> chosen TFLite, whole eval split) | delta pt | trials "
+        "| search s / single recipe s | target met |",
+        "|---|---|---:|---:|---:|---:|---:|---:|:---:|",
+    ]
+    for dataset, result in searches.items():
+        target, search, single = (
+            SearchTarget(**result["target"]),
+            result["search"],
+            result["single recipe"],
+        )
+        head = search["headline"]
+        trials = sum(t["zipped_bytes"] is not None for t in search["search"]["trials"])
+        met = (
+            head["tflite_zipped_ratio"] >= target.min_zipped_ratio
+            and -100 * head["quality_change"] <= target.max_accuracy_loss_pt
+            and result["time_ratio"] <= target.max_time_ratio
+        )
+        lines.append(
+            f"| {dataset} | {search['recipe']} "
+            f"| {search['weights']['float']} -> {search['weights']['compressed']} "
+            f"| {head['tflite_zipped_ratio']:.1f}x (single recipe "
+            f"{single['headline']['tflite_zipped_ratio']:.1f}x) "
+            f"| {100 * head['float_quality']:.2f}% -> {100 * head['compressed_quality']:.2f}% "
+            f"| {100 * head['quality_change']:+.2f} (single recipe "
+            f"{100 * single['headline']['quality_change']:+.2f}) "
+            f"| {trials} | {search['seconds']:.0f} / {single['seconds']:.0f} = "
+            f"{result['time_ratio']:.1f}x | {'yes' if met else 'no'} |"
+        )
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", nargs="+", default=list(TARGETS), choices=list(TARGETS))
     parser.add_argument(
         "--work-dir", type=Path, help="where pipeline runs go (default: a temp dir)"
     )
+    parser.add_argument(
+        "--parts",
+        nargs="+",
+        default=["modes", "search"],
+        choices=["modes", "search"],
+        help="modes: every fixed recipe; search: the config's search vs the single recipe",
+    )
     args = parser.parse_args()
     work_dir = args.work_dir or Path(tempfile.mkdtemp(prefix="leanline-compression-"))
-    # Datasets not benchmarked this time keep their last results.
+    # Datasets and parts not benchmarked this time keep their last results.
     results = json.loads(RESULTS_FILE.read_text()) if RESULTS_FILE.exists() else {}
-    results.update({name: benchmark_dataset(name, work_dir) for name in args.datasets})
+    searches = json.loads(SEARCH_RESULTS_FILE.read_text()) if SEARCH_RESULTS_FILE.exists() else {}
+    for name in args.datasets:
+        run = trained(name, work_dir)
+        if "modes" in args.parts:
+            results[name] = benchmark_dataset(run)
+        if "search" in args.parts:
+            searches[name] = benchmark_search(run)
     RESULTS_FILE.parent.mkdir(parents=True, exist_ok=True)
     RESULTS_FILE.write_text(json.dumps(results, indent=2) + "\n")
+    SEARCH_RESULTS_FILE.write_text(json.dumps(searches, indent=2) + "\n")
     replace_readme_block("compression", "## Compression", markdown(results))
+    replace_readme_block("compression-search", "## Compression", search_markdown(searches))
     print(markdown(results))
+    print(search_markdown(searches))
 
 
 if __name__ == "__main__":

@@ -124,14 +124,11 @@ def measure(config: LeanlineConfig, output_dir: Path) -> dict[str, Any]:
     specs = raw_specs(compressed_serving)
     serialized = tf.constant(read_split_examples(raw_examples_uri, count), tf.string)
     raw, _ = raw_rows(serialized, specs)
-    transformed = compression.compression_inputs(
-        os.path.join(transformed_uri, "Split-train", "*"),
+    transformed = compression.report_rows(
         os.path.join(transformed_uri, "Split-eval", "*"),
         tft.TFTransformOutput(artifacts[TRANSFORM_GRAPH_KEY].uri),
-        config.model,
-        config.training,
-        config.compression.model_copy(update={"report_examples": count}),
-    ).eval_rows.features
+        count,
+    ).features
     examples_spec = {EXAMPLES_INPUT: tf.TensorSpec([None], tf.string)}
     tflite_dir = Path(tflite_model_path(compressed_uri)).parent
     variants = {

@@ -74,6 +74,12 @@ def metric_name(class_name: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", class_name).lower().replace("a_u_c", "auc")
 
 
+# The share of the train split a search holds out where training sets none.
+DEFAULT_VALIDATION_FRACTION = 0.2
+# The search's quality budget where neither it nor the gate sets one that fits.
+DEFAULT_SEARCH_BUDGET = {"classification": 0.005, "regression": 0.05}
+
+
 class ConfigError(UserError, ValueError):
     """A configuration file is unreadable or invalid; the message says where and why."""
 
@@ -172,6 +178,10 @@ class ModelConfig(_Strict):
     features: FeaturesConfig = FeaturesConfig()
     label: LabelConfig
     hidden_units: list[PositiveInt] = [64, 32]
+    # tabular and taxi: the widest embedding of an id block (narrower for few ids).
+    max_embedding_dim: PositiveInt = 8
+    # digits: the filters of each 3x3 convolution, in order.
+    conv_filters: Annotated[list[PositiveInt], Field(min_length=1)] = [16, 32]
     vocab_size: PositiveInt = 1000
     # Ids for values outside a vocabulary. More than 1 hashes such values into buckets,
     # which TFLite's builtin ops cannot: the run then ships no end-to-end TFLite.
@@ -268,6 +278,17 @@ class TrainingConfig(_Strict):
     # Upper bound on steps per epoch; None means one pass over the train split.
     steps_per_epoch: PositiveInt | None = None
     strategy: StrategyConfig = StrategyConfig()
+    # Share of the train split held out of training and fine-tuning, for the compression
+    # search to judge candidates on rows no model has learned from. Default: none, or
+    # 0.2 with compression.search.
+    validation_fraction: Annotated[float, Field(ge=0.05, le=0.5)] | None = None
+
+    @property
+    def validation_every(self) -> int | None:
+        """One train record in this many is held out; None: none is."""
+        if self.validation_fraction is None:
+            return None
+        return max(2, round(1 / self.validation_fraction))
 
 
 class PruningConfig(_Strict):
@@ -282,10 +303,84 @@ class PruningConfig(_Strict):
     layers: Literal["all", "dense", "conv"] = "all"
 
 
+Quantization = Literal["none", "dynamic", "int8_ptq", "qat", "pqat"]
+
+
+class StudentConfig(_Strict):
+    """A smaller network of the model's own family: the sizes that differ from the
+    model's (unset ones stay as the model has them)."""
+
+    hidden_units: list[PositiveInt] | None = None
+    max_embedding_dim: PositiveInt | None = None
+    conv_filters: Annotated[list[PositiveInt], Field(min_length=1)] | None = None
+
+    def sizes(self) -> dict[str, Any]:
+        return self.model_dump(
+            exclude_none=True, include={"hidden_units", "max_embedding_dim", "conv_filters"}
+        )
+
+    def of(self, model: ModelConfig) -> ModelConfig:
+        """The student's model config: `model` with this student's sizes."""
+        return model.model_copy(update=self.sizes())
+
+    def words(self) -> str:
+        return "student " + ", ".join(f"{name} {value}" for name, value in self.sizes().items())
+
+
+class DistillationConfig(StudentConfig):
+    """Knowledge distillation: the student learns from the trained model's predictions
+    over the transformed train split (soft labels, softened by `temperature`) and from
+    the labels (hard labels), weighted `soft_label_weight` to 1 - `soft_label_weight`."""
+
+    temperature: Annotated[float, Field(gt=0)] = 2.0
+    soft_label_weight: Fraction = 0.7
+    epochs: PositiveInt = 10
+
+    @model_validator(mode="after")
+    def _smaller(self) -> DistillationConfig:
+        if not self.sizes():
+            raise ValueError(
+                "a student needs at least one size: hidden_units, max_embedding_dim "
+                "(tabular, taxi) or conv_filters (digits)"
+            )
+        return self
+
+
+class SearchConfig(_Strict):
+    """Accuracy-aware compression search: the smallest candidate (zipped int8 TFLite) whose
+    headline quality on validation rows carved from the train split (and held out of
+    training: `training.validation_fraction`) loses at most `max_quality_loss` against
+    the trained model. Never judged on the eval split, which the gates use."""
+
+    # Accuracy points as a fraction (0.005 = 0.5 pt) for a classifier; the relative
+    # growth of the mean absolute error (0.05 = 5%) for a regressor. Unset: the
+    # compression gate's own bound (evaluation.thresholds, vs the uncompressed model).
+    max_quality_loss: Annotated[float, Field(ge=0.0)] | None = None
+    max_trials: PositiveInt = 10
+    max_minutes: Annotated[float, Field(gt=0)] = 10.0
+    # The candidate space: every student (and the trained model itself) at every
+    # sparsity (0: no pruning), quantized each way (qat and pqat are one choice: pqat
+    # on a pruned model, qat on a dense one).
+    sparsities: Annotated[list[Annotated[float, Field(ge=0.0, lt=1.0)]], Field(min_length=1)] = [
+        0.0,
+        0.5,
+        0.8,
+        0.9,
+    ]
+    quantizations: Annotated[list[Quantization], Field(min_length=1)] = ["int8_ptq", "pqat"]
+    students: list[DistillationConfig] = []
+
+
 class CompressionConfig(_Strict):
     enabled: bool = True
     pruning: PruningConfig = PruningConfig()
-    quantization: Literal["none", "dynamic", "int8_ptq", "qat", "pqat"] = "int8_ptq"
+    quantization: Quantization = "int8_ptq"
+    # A smaller student distilled from the trained model, then pruned and quantized.
+    distillation: DistillationConfig | None = None
+    # Set: the search chooses sparsity, quantization and student (pruning's other
+    # settings and fine_tune_epochs still apply); `pruning.target_sparsity`,
+    # `quantization` and `distillation` are then not used.
+    search: SearchConfig | None = None
     fine_tune_epochs: PositiveInt = 3
     # Train-split examples fed to the converter to calibrate int8 ranges.
     representative_examples: PositiveInt = 256
@@ -294,6 +389,13 @@ class CompressionConfig(_Strict):
 
     @model_validator(mode="after")
     def _quantization_fits_pruning(self) -> CompressionConfig:
+        if self.search is not None and self.distillation is not None:
+            raise ValueError(
+                "compression.distillation is a fixed student, but compression.search chooses "
+                "one: list the student under compression.search.students instead"
+            )
+        if self.search is not None:
+            return self
         if self.quantization == "qat" and self.pruning.enabled:
             raise ValueError(
                 "quantization qat would refill the pruned weights; "
@@ -507,6 +609,23 @@ class LeanlineConfig(_Strict):
         evaluation["thresholds"] = {"metric": gated, **thresholds}
         return {**data, "evaluation": evaluation}
 
+    @model_validator(mode="before")
+    @classmethod
+    def _search_has_validation_rows(cls, data: Any) -> Any:
+        """A search holds out DEFAULT_VALIDATION_FRACTION of the train split where
+        `training.validation_fraction` is unset."""
+        if not isinstance(data, dict) or not isinstance(data.get("compression"), dict):
+            return data
+        training = data.get("training") or {}
+        if data["compression"].get("search") is None or not isinstance(training, dict):
+            return data
+        if training.get("validation_fraction") is not None:
+            return data
+        return {
+            **data,
+            "training": {**training, "validation_fraction": DEFAULT_VALIDATION_FRACTION},
+        }
+
     @model_validator(mode="after")
     def _regression_gates_no_class_metric(self) -> LeanlineConfig:
         metric = self.evaluation.thresholds.metric
@@ -517,6 +636,41 @@ class LeanlineConfig(_Strict):
                 "(from MeanAbsoluteError, MeanSquaredError)"
             )
         return self
+
+    @model_validator(mode="after")
+    def _students_fit_the_family(self) -> LeanlineConfig:
+        compression = self.compression
+        students = [compression.distillation] if compression.distillation else []
+        if compression.search:
+            students += compression.search.students
+        unused = {"digits": "max_embedding_dim", "tabular": "conv_filters", "taxi": "conv_filters"}
+        for student in students:
+            if unused.get(self.model.family) in student.sizes():
+                raise ValueError(
+                    f"a student's {unused[self.model.family]} does not size the "
+                    f"{self.model.family} model; it takes "
+                    + (
+                        "hidden_units and conv_filters"
+                        if self.model.family == "digits"
+                        else "hidden_units and max_embedding_dim"
+                    )
+                )
+        return self
+
+    @property
+    def search_budget(self) -> float | None:
+        """The largest quality loss the compression search allows: its own, or the
+        compression gate's where the gate measures loss the same way (absolute for
+        accuracy-like metrics, relative for errors); None without a search."""
+        search = self.compression.search
+        if search is None:
+            return None
+        if search.max_quality_loss is not None:
+            return search.max_quality_loss
+        kind, bound = self.evaluation.thresholds.vs_uncompressed
+        if (kind == "relative") == self.model.is_regression:
+            return bound
+        return DEFAULT_SEARCH_BUDGET["regression" if self.model.is_regression else "classification"]
 
     def resolve(self, path: str) -> str:
         """Absolute path for a config path: `package:` URIs, ~, and paths relative to the YAML."""
@@ -683,6 +837,9 @@ def custom_config(
     cache. (Only the module's own file counts, not what it imports.)
     """
     sections_data = {section: getattr(config, section).model_dump() for section in sections}
+    if config.compression.search is not None and "compression" in sections:
+        # The Compressor sees no thresholds: it gets the budget resolved.
+        sections_data["compression"]["search"]["max_quality_loss"] = config.search_budget
     if "model" in sections:
         model = sections_data["model"] = resolved_model(config)
         source = _module_source(model["module"]) if model["module"] else None

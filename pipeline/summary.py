@@ -71,6 +71,9 @@ class RunSummary:
             "compressed_quality": self.compression.get("compressed_quality"),
             "quality_change": self.compression.get("quality_change"),
             "quality_relative_change": self.compression.get("quality_relative_change"),
+            # What built the compressed model: the search's choice, or the config's recipe.
+            "compression_recipe": self.compression.get("compression_recipe"),
+            "search_trials": self.compression.get("search_trials"),
             "pushed": self.pushed,
             "pushed_version": self.pushed_version,
             "not_pushed_reason": None if self.pushed else self.error or self.not_pushed_reason,
@@ -287,6 +290,13 @@ def format_table(run: RunSummary) -> str:
             "report's eval rows; "
             + (f"pushed as version {run.pushed_version}" if run.pushed else "not pushed")
         )
+    if result["compression_recipe"]:
+        searched = (
+            f", chosen by the search in {result['search_trials']} trials"
+            if result["search_trials"]
+            else ""
+        )
+        lines.append(f"  recipe: {result['compression_recipe']}{searched}")
     width = max((len(c.id) for c in run.components), default=10)
     for component in run.components:
         lines.append(f"  {component.id:<{width}}  {component.status:<9} {component.seconds:7.1f} s")

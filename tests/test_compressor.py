@@ -29,13 +29,23 @@ from components.compressor import (
     tflite_model_path,
 )
 from models.common import compression
+from models.common import search as search_module
+from models.common.distillation import distill
 from models.common.export import OUTPUTS_KEY
 from models.common.features import LABEL_KEY, ModelInput
 from models.common.train import compile_model
 from models.digits.features import IMAGE_KEY, PIXEL_COLUMNS
 from models.digits.model import build_model
 from models.digits.preprocessing import preprocessing_fn
-from pipeline.config import CompressionConfig, PruningConfig, custom_config, load_config
+from pipeline.config import (
+    CompressionConfig,
+    DistillationConfig,
+    ModelConfig,
+    PruningConfig,
+    SearchConfig,
+    custom_config,
+    load_config,
+)
 from pipeline.errors import UserError
 from pipeline.local_runner import local_beam_args
 
@@ -71,6 +81,24 @@ def digits_rows(digits_config) -> tuple[compression.LabeledRows, compression.Lab
     return rows(slice(0, TRAIN_ROWS)), rows(slice(TRAIN_ROWS, None))
 
 
+def _split_for_search(
+    train: compression.LabeledRows,
+) -> tuple[compression.LabeledRows, compression.LabeledRows]:
+    """The first 1,100 train images, which train and fine-tune; the other 300, held out
+    as the search's validation rows."""
+
+    def rows(part: slice) -> compression.LabeledRows:
+        return compression.LabeledRows(
+            {IMAGE_KEY: train.features[IMAGE_KEY][part]}, train.labels[part]
+        )
+
+    return rows(slice(0, 1100)), rows(slice(1100, None))
+
+
+def _build_digits(model: ModelConfig) -> keras.Model:
+    return build_model({IMAGE_KEY: ModelInput(IMAGE_KEY, tf.float32, (64,), None)}, model)
+
+
 def _fine_tuning(train: compression.LabeledRows) -> compression.FineTuning:
     data = (
         tf.data.Dataset.from_tensor_slices((train.features, train.labels))
@@ -84,9 +112,9 @@ def _fine_tuning(train: compression.LabeledRows) -> compression.FineTuning:
 @pytest.fixture(scope="module")
 def digits_model(digits_config, digits_rows) -> keras.Model:
     keras.utils.set_random_seed(0)
-    train, _ = digits_rows
-    inputs = {IMAGE_KEY: ModelInput(IMAGE_KEY, tf.float32, (64,), None)}
-    model = build_model(inputs, digits_config.model)
+    # The search tests' validation rows stay unseen.
+    train, _ = _split_for_search(digits_rows[0])
+    model = _build_digits(digits_config.model)
     compile_model(model, digits_config.model, 1e-3)
     fine_tuning = _fine_tuning(train)
     model.fit(fine_tuning.data, epochs=EPOCHS, steps_per_epoch=fine_tuning.steps_per_epoch)
@@ -329,3 +357,123 @@ def test_compressor_component_in_a_pipeline(trained_taxi_model: TinyTrainedModel
     assert json.loads((passed_report_uri / REPORT_JSON).read_text())["enabled"] is False
     assert properties[str(passed_report_uri)]["compression_enabled"] == 0
     assert os.path.getsize(passed_report_uri / REPORT_MARKDOWN) > 0
+
+
+# --- distillation and the compression search --------------------------------------------
+
+STUDENT = DistillationConfig(hidden_units=[16], conv_filters=[4, 8], epochs=10)
+
+
+def test_a_distilled_student_has_fewer_weights_and_stays_close(digits_model, digits_rows):
+    train, eval_rows = digits_rows
+    fine_tuning = _fine_tuning(train)
+    teacher_weights = [w.copy() for w in digits_model.get_weights()]
+    keras.utils.set_random_seed(0)
+
+    student = distill(
+        digits_model,
+        _build_digits,
+        DIGITS_CONFIG.model,
+        STUDENT,
+        fine_tuning.data,
+        fine_tuning.steps_per_epoch,
+        1e-3,
+    )
+
+    assert [layer.filters for layer in student.layers if hasattr(layer, "filters")] == [4, 8]
+    assert student.count_params() < digits_model.count_params() / 10
+    teacher = compression.predict_in_batches(
+        compression.keras_predictor(digits_model), eval_rows.features
+    )
+    distilled = compression.predict_in_batches(
+        compression.keras_predictor(student), eval_rows.features
+    )
+    teacher_accuracy = np.mean(teacher.argmax(axis=1) == eval_rows.labels)
+    student_accuracy = np.mean(distilled.argmax(axis=1) == eval_rows.labels)
+    # Loose: 10 epochs on 1,100 images; an untrained student scores about 0.1.
+    assert student_accuracy > teacher_accuracy - 0.1, (student_accuracy, teacher_accuracy)
+    # The teacher is read, never trained.
+    for before, after in zip(teacher_weights, digits_model.get_weights(), strict=True):
+        np.testing.assert_array_equal(before, after)
+    assert digits_model.trainable
+
+
+def _search_inputs(train: compression.LabeledRows) -> compression.CompressionInputs:
+    fitting, held_out = _split_for_search(train)
+    return compression.CompressionInputs(
+        _fine_tuning(fitting), compression.take_rows(fitting.features, 64), held_out, []
+    )
+
+
+def _searched(model, rows, **search) -> search_module.SearchResult:
+    config = _config(
+        fine_tune_epochs=1,
+        search={"quantizations": ["int8_ptq"], "max_quality_loss": 0.03, **search},
+    )
+    train, _ = rows
+    return search_module.search(
+        model, _build_digits, DIGITS_CONFIG.model, config, _search_inputs(train)
+    )
+
+
+def test_the_search_keeps_the_smallest_candidate_within_budget(digits_model, digits_rows):
+    # 98% pruned is built to fail (test_over_pruning_shows...: 99% loses 30+ pt).
+    result = _searched(digits_model, digits_rows, sparsities=[0.0, 0.5, 0.98])
+
+    by_sparsity = {trial.sparsity: trial for trial in result.trials}
+    assert [trial.sparsity for trial in result.trials] == [0.98, 0.5, 0.0]  # smallest first
+    failed, kept, dense = by_sparsity[0.98], by_sparsity[0.5], by_sparsity[0.0]
+    assert failed.outcome == "over budget" and failed.quality_change < -0.03
+    assert kept.within_budget and kept.chosen and result.chosen_trial is kept
+    assert failed.zipped_bytes < kept.zipped_bytes < dense.estimated_zipped_bytes
+    # The dense model cannot be smaller than the chosen one: skipped, not trained.
+    assert dense.zipped_bytes is None and dense.outcome.startswith("skipped: its estimate")
+    assert result.stopped.startswith("stopped early")
+    assert result.chosen_recipe.pruning.target_sparsity == 0.5
+    assert result.chosen_recipe.quantization == "int8_ptq" and result.chosen_recipe.search is None
+    assert compression.tflite_size(result.chosen.tflite).zipped_bytes == kept.zipped_bytes
+    assert result.validation_examples == 300
+    assert result.float_zipped_bytes > kept.zipped_bytes
+    assert "**trained model, 50% pruned, int8_ptq**" in result.markdown()
+
+
+def test_a_search_with_nothing_within_budget_says_so(digits_model, digits_rows):
+    result = _searched(digits_model, digits_rows, sparsities=[0.98], max_quality_loss=0.01)
+
+    assert result.chosen is None and result.chosen_recipe is None
+    (trial,) = result.trials
+    assert trial.outcome == "over budget" and not trial.chosen
+    message = result.nothing_found()
+    assert message.startswith(
+        "compression.search found no candidate within its budget (accuracy down at most "
+        "1.00 pt on 300 validation rows held out of the train split) in 1 trials"
+    )
+    assert "the best was trained model, 98% pruned, int8_ptq" in message
+    assert "Nothing was compressed or pushed" in message
+
+
+def test_a_search_stops_at_its_trial_budget(digits_model, digits_rows):
+    result = _searched(digits_model, digits_rows, sparsities=[0.5, 0.98], max_trials=1)
+
+    assert [trial.outcome for trial in result.trials] == [
+        "over budget",
+        "skipped: max_trials reached",
+    ]
+    assert result.chosen is None and "max_trials (1)" in result.stopped
+
+
+def test_search_candidates_pair_qat_with_dense_and_pqat_with_pruned_models():
+    config = SearchConfig(
+        sparsities=[0.0, 0.5], quantizations=["pqat", "qat", "int8_ptq"], students=[STUDENT]
+    )
+    words = [candidate.words() for candidate in search_module.candidates(config)]
+    assert words == [
+        "trained model, not pruned, qat",
+        "trained model, not pruned, int8_ptq",
+        "trained model, 50% pruned, pqat",
+        "trained model, 50% pruned, int8_ptq",
+        "student hidden_units [16], conv_filters [4, 8], not pruned, qat",
+        "student hidden_units [16], conv_filters [4, 8], not pruned, int8_ptq",
+        "student hidden_units [16], conv_filters [4, 8], 50% pruned, pqat",
+        "student hidden_units [16], conv_filters [4, 8], 50% pruned, int8_ptq",
+    ]

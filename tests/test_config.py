@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline.config import ConfigError, custom_config, load_config
+from pipeline.config import ConfigError, DistillationConfig, custom_config, load_config
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
@@ -77,6 +77,26 @@ def test_taxi_schema_path_resolves_against_the_yaml():
             "max_slice_increase cannot bound 'binary_accuracy', for which higher is better",
         ),
         ({"name": "Taxi Model"}, "name: String should match pattern"),
+        (
+            {"compression__distillation": {"hidden_units": [8]}},
+            "list the student under compression.search.students instead",
+        ),
+        (
+            {"compression__search__students": [{"temperature": 3}]},
+            "a student needs at least one size",
+        ),
+        (
+            {"compression__search__students": [{"conv_filters": [4]}]},
+            "a student's conv_filters does not size the taxi model",
+        ),
+        (
+            {"training__validation_fraction": 0.9},
+            "training.validation_fraction: Input should be less than or equal to 0.5",
+        ),
+        (
+            {"compression__search__quantizations": ["int4"]},
+            "compression.search.quantizations.0: Input should be",
+        ),
     ],
 )
 def test_invalid_values_name_file_and_key(tmp_path, changes, expected):
@@ -137,3 +157,30 @@ def test_the_slice_gate_bounds_the_gated_metric_by_its_direction():
         evaluation={"slices": [["company"]], "thresholds": {"max_slice_increase": 0.1}}
     )
     assert fare.evaluation.thresholds.vs_slices == ("relative", 0.1)
+
+
+def test_the_search_budget_is_its_own_or_the_compression_gates():
+    taxi = load_config(CONFIGS / "taxi.yaml")
+    assert taxi.search_budget == taxi.compression.search.max_quality_loss == 0.003
+    gates = taxi.with_overrides(
+        compression={"search": {"max_quality_loss": None}},
+        evaluation={"thresholds": {"max_drop_vs_uncompressed": 0.004}},
+    )
+    assert gates.search_budget == 0.004
+    # The Compressor sees no thresholds: it receives the budget resolved.
+    assert custom_config(gates)["compression"]["search"]["max_quality_loss"] == 0.004
+    fare = load_config(CONFIGS / "taxi_fare.yaml").with_overrides(compression={"search": {}})
+    assert fare.search_budget == 0.05  # MAE may grow 5%, the gate's relative bound
+    penguins = load_config(CONFIGS / "penguins.yaml")
+    assert penguins.search_budget is None and penguins.training.validation_fraction is None
+    # A search holds validation rows out of training: 1 in 5 unless training says otherwise.
+    assert (taxi.training.validation_fraction, taxi.training.validation_every) == (0.2, 5)
+    own = taxi.with_overrides(training={"validation_fraction": 0.1})
+    assert own.training.validation_every == 10
+
+
+def test_a_student_sizes_only_what_it_names():
+    taxi = load_config(CONFIGS / "taxi.yaml")
+    student = DistillationConfig(hidden_units=[8]).of(taxi.model)
+    assert (student.hidden_units, student.max_embedding_dim) == ([8], taxi.model.max_embedding_dim)
+    assert student.features == taxi.model.features

@@ -13,7 +13,7 @@ import pytest
 import tensorflow as tf
 import yaml
 
-from pipeline.config import LeanlineConfig, load_config
+from pipeline.config import LeanlineConfig, custom_config, load_config
 from pipeline.datasets import bundled_csv
 from pipeline.errors import UserError
 from pipeline.local_runner import run_local
@@ -23,6 +23,13 @@ pytestmark = pytest.mark.slow
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 QUICK_TRAINING = {"epochs": 2, "batch_size": 64}
 QUICK_COMPRESSION = {"fine_tune_epochs": 1, "report_examples": 300, "representative_examples": 64}
+# Taxi's search, small: a student and the trained model, dense and half pruned.
+QUICK_SEARCH = {
+    "max_quality_loss": 0.05,
+    "sparsities": [0.0, 0.5],
+    "quantizations": ["int8_ptq"],
+    "students": [{"hidden_units": [16], "max_embedding_dim": 2, "epochs": 2}],
+}
 _KIND_OF_DTYPE = {tf.float32: "float", tf.int64: "int", tf.string: "bytes"}
 
 
@@ -74,6 +81,7 @@ def taxi_run(tmp_path_factory):
         "taxi",
         directory / "output",
         evaluation={"thresholds": {"min_value": 0.5, "max_drop_vs_uncompressed": 0.05}},
+        compression={"search": QUICK_SEARCH},
     )
     summary = run_local(config, data=str(data))
     return config, data, summary
@@ -422,9 +430,22 @@ def test_taxi_run_summary_records_every_component(taxi_run):
     )
     from pipeline.summary import format_table
 
-    second_line = format_table(summary).splitlines()[1]
+    second_line, third_line = format_table(summary).splitlines()[1:3]
     assert second_line.startswith("  compressed: TFLite ")
     assert f"pushed as version {result['pushed_version']}" in second_line
+    # The search's choice, also in MLMD (the report artifact's properties).
+    report = json.loads(
+        (_latest_artifact(config, "Compressor", "compression_report") / "report.json").read_text()
+    )
+    chosen = report["search"]["chosen"]
+    assert result["compression_recipe"] == report["recipe"] == chosen
+    assert result["search_trials"] == sum(
+        trial["zipped_bytes"] is not None for trial in report["search"]["trials"]
+    )
+    assert (
+        third_line
+        == f"  recipe: {chosen}, chosen by the search in {result['search_trials']} trials"
+    )
     assert 0.5 <= written["eval_metrics"]["candidate"]["binary_accuracy"] <= 1
     assert written["pushed_path"].startswith(str(config.serving_model_dir))
 
@@ -456,6 +477,66 @@ def test_a_failed_gate_keeps_the_pushed_model(taxi_run):
     assert summary.blessings["EvaluateCompression"] is False
     assert not summary.pushed
     assert "did not bless" in summary.not_pushed_reason
+    assert _versions(config) == pushed_before
+
+
+def test_the_search_chooses_before_any_eval_row_is_read(taxi_run, tmp_path):
+    """Everything the Compressor does before it reads the eval split (its inputs, the
+    search, the chosen model), run on a copy of the transformed examples without the
+    eval split: a read of it would fail."""
+    import shutil
+
+    import tensorflow_transform as tft
+    import tf_keras as keras
+
+    from components.compressor.executor import compress_as_configured
+    from models.common.compression import compression_inputs
+    from models.common.export import keras_model_path
+    from models.common.features import compression_config
+
+    config, _, _ = taxi_run
+    transformed = _latest_artifact(config, "Transform", "transformed_examples")
+    train_only = tmp_path / "Split-train"
+    shutil.copytree(transformed / "Split-train", train_only)
+    model_dir = _latest_artifact(config, "Trainer", "model") / "Format-Serving"
+    teacher = keras.models.load_model(keras_model_path(str(model_dir)), compile=False)
+    transform = tft.TFTransformOutput(str(_latest_artifact(config, "Transform", "transform_graph")))
+    compression = compression_config(custom_config(config))
+
+    inputs = compression_inputs(
+        str(train_only / "*"), transform, config.model, config.training, compression
+    )
+    compressed, recipe, searched = compress_as_configured(
+        teacher, config.model, compression, inputs, transform
+    )
+
+    assert searched.files and all(Path(f).parent == train_only for f in searched.files)
+    train_rows = sum(1 for _ in tf.data.TFRecordDataset(searched.files, "GZIP"))
+    assert searched.validation_examples == -(-train_rows // 5)  # 1 in 5 held out
+    assert compressed.tflite and recipe.search is None
+    # The run's own Compressor records the same: train files only.
+    report = json.loads(
+        (_latest_artifact(config, "Compressor", "compression_report") / "report.json").read_text()
+    )
+    assert report["search"]["files"]
+    assert all("Split-train" in path for path in report["search"]["files"])
+
+
+def test_a_search_with_nothing_within_budget_stops_and_keeps_the_pushed_model(taxi_run):
+    config, data, _ = taxi_run
+    pushed_before = _versions(config)
+    # No time for a single trial.
+    hopeless = config.with_overrides(compression={"search": {"max_minutes": 0.0001}})
+
+    with pytest.raises(UserError) as error:
+        run_local(hopeless, data=str(data))
+
+    message = str(error.value)
+    assert "compression.search found no candidate within its budget (accuracy down at most " in (
+        message
+    )
+    assert "in 0 trials (stopped at max_minutes (0.0001))" in message
+    assert "Nothing was compressed or pushed" in message
     assert _versions(config) == pushed_before
 
 

@@ -24,8 +24,10 @@ next to its float TFLite conversion, and the report says so.
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
+from collections.abc import Callable
 from typing import Any
 
 import tensorflow as tf
@@ -37,13 +39,20 @@ from tfx.types import artifact_utils, standard_artifact_utils
 from tfx.utils import io_utils, json_utils, path_utils
 
 from components.compressor.tflite_examples import write_tflite_examples
-from models.common import compression
+from models.common import compression, search
 from models.common.data import read_split_examples
+from models.common.distillation import distill
 from models.common.end_to_end import EndToEnd, build_end_to_end, end_to_end_markdown
 from models.common.export import export_serving_model, keras_model_path
-from models.common.features import compression_config, model_config, training_config
+from models.common.features import (
+    compression_config,
+    model_config,
+    model_inputs,
+    training_config,
+)
 from models.custom.loader import load_module
 from pipeline.config import CompressionConfig, ModelConfig, gates_judge_tflite
+from pipeline.errors import UserError
 
 MODEL_KEY = "model"
 TRANSFORM_GRAPH_KEY = "transform_graph"
@@ -66,6 +75,7 @@ END_TO_END_KEY = "end_to_end"
 # a classifier's end-to-end TFLite's class agreement with the SavedModel on eval rows.
 TFLITE_INPUTS_PROPERTY = "tflite_inputs"
 END_TO_END_AGREEMENT_PROPERTY = "end_to_end_class_agreement"
+SEARCH_KEY = "search"
 REPORT_JSON = "report.json"
 REPORT_MARKDOWN = "report.md"
 
@@ -82,6 +92,9 @@ FLOAT_PROPERTIES = (
 # Which quality the float properties hold: accuracy, or mean_absolute_error (regression).
 QUALITY_METRIC_PROPERTY = "quality_metric"
 FLOAT_TFLITE_ZIPPED_PROPERTY = "float_tflite_zipped_bytes"
+# The recipe that built the compressed model, in words (the search's choice, or the config's).
+RECIPE_PROPERTY = "compression_recipe"
+SEARCH_TRIALS_PROPERTY = "search_trials"
 COMPRESSED_TFLITE_ZIPPED_PROPERTY = "compressed_tflite_zipped_bytes"
 
 
@@ -202,6 +215,45 @@ def _record_headline(report_artifact: types.Artifact, report: compression.Report
     )
 
 
+def _student_builder(
+    model: ModelConfig, tf_transform_output: tft.TFTransformOutput
+) -> Callable[[ModelConfig], keras.Model]:
+    """Builds a student: the model's own build_model with the student's sizes."""
+    build_model = importlib.import_module(f"models.{model.package}.model").build_model
+    inputs = model_inputs(tf_transform_output)
+    return lambda student: build_model(inputs, student)
+
+
+def compress_as_configured(
+    float_model: keras.Model,
+    model: ModelConfig,
+    config: CompressionConfig,
+    inputs: compression.CompressionInputs,
+    tf_transform_output: tft.TFTransformOutput,
+) -> tuple[compression.CompressedModel, CompressionConfig, search.SearchResult | None]:
+    """The compressed model, the fixed recipe that built it, and the search that chose
+    it (None for a fixed recipe). A search with no candidate within budget stops the run."""
+    build_student = _student_builder(model, tf_transform_output)
+    if config.search is not None:
+        searched = search.search(float_model, build_student, model, config, inputs)
+        if searched.chosen is None or searched.chosen_recipe is None:
+            raise UserError(searched.nothing_found())
+        return searched.chosen, searched.chosen_recipe, searched
+    start = float_model
+    if config.distillation is not None:
+        fine_tuning = inputs.fine_tuning
+        start = distill(
+            float_model,
+            build_student,
+            model,
+            config.distillation,
+            fine_tuning.data,
+            fine_tuning.steps_per_epoch,
+            fine_tuning.learning_rate,
+        )
+    return compression.compress(start, config, inputs.fine_tuning, inputs.calibration), config, None
+
+
 class Executor(base_beam_executor.BaseBeamExecutor):
     def Do(
         self,
@@ -230,18 +282,28 @@ class Executor(base_beam_executor.BaseBeamExecutor):
             artifact_utils.get_single_uri(input_dict[TRANSFORM_GRAPH_KEY])
         )
         examples = input_dict[EXAMPLES_KEY]
+        # The eval split is read only once the model is chosen: the search never sees it.
         inputs = compression.compression_inputs(
             os.path.join(standard_artifact_utils.get_split_uri(examples, "train"), "*"),
-            os.path.join(standard_artifact_utils.get_split_uri(examples, "eval"), "*"),
             tf_transform_output,
             model,
             training_config(custom_config),
             config,
         )
-        compressed = compression.compress(
-            float_model, config, inputs.fine_tuning, inputs.calibration
+        compressed, recipe, searched = compress_as_configured(
+            float_model, model, config, inputs, tf_transform_output
         )
-        report = compression.measure(float_model, compressed, config, inputs.eval_rows, model)
+        report = compression.measure(
+            float_model,
+            compressed,
+            recipe,
+            compression.report_rows(
+                os.path.join(standard_artifact_utils.get_split_uri(examples, "eval"), "*"),
+                tf_transform_output,
+                config.report_examples,
+            ),
+            model,
+        )
         export_serving_model(
             compressed.keras_model,
             tf_transform_output,
@@ -276,8 +338,17 @@ class Executor(base_beam_executor.BaseBeamExecutor):
                 )
         report_json = report.to_json()
         markdown = report.to_markdown()
+        if searched is not None:
+            report_json[SEARCH_KEY] = searched.to_json()
+            markdown += "\n" + searched.markdown()
         if end_to_end is not None:
             report_json[END_TO_END_KEY] = end_to_end.summary
             markdown += end_to_end_markdown(end_to_end.summary)
         _write_report(report_artifact.uri, report_json, markdown)
         _record_headline(report_artifact, report)
+        report_artifact.set_string_custom_property(RECIPE_PROPERTY, report.recipe)
+        if searched is not None:
+            report_artifact.set_int_custom_property(
+                SEARCH_TRIALS_PROPERTY,
+                sum(trial.zipped_bytes is not None for trial in searched.trials),
+            )

@@ -34,7 +34,13 @@ import tensorflow_transform as tft
 import tf_keras as keras
 from ai_edge_litert.interpreter import Interpreter
 
-from models.common.data import FilePatterns, count_examples, transformed_dataset
+from models.common.data import (
+    FilePatterns,
+    Holdout,
+    count_examples,
+    matching_files,
+    transformed_dataset,
+)
 from models.common.quality import (
     HEADLINE_METRIC,
     QUALITY_TITLES,
@@ -46,7 +52,14 @@ from models.common.quality import (
 )
 from models.common.tflite_format import without_debug_strings
 from models.common.train import compile_model, steps_per_epoch
-from pipeline.config import CompressionConfig, ModelConfig, PruningConfig, TrainingConfig
+from pipeline.config import (
+    CompressionConfig,
+    ModelConfig,
+    PruningConfig,
+    Quantization,
+    StudentConfig,
+    TrainingConfig,
+)
 from pipeline.errors import UserError
 
 # LiteRT is TFLite's successor; tf.lite.Interpreter is deprecated since TF 2.20.
@@ -111,38 +124,82 @@ class CompressionInputs:
     fine_tuning: FineTuning
     # Train rows that calibrate int8 ranges (post-training quantization).
     calibration: dict[str, np.ndarray]
-    # Eval rows the report measures quality and latency on.
-    eval_rows: LabeledRows
+    # With a search: the train rows held out from fine-tuning, that candidates are
+    # judged on (never eval rows, which the gates judge on).
+    validation: LabeledRows | None
+    # The files these inputs were read from.
+    files: list[str]
+    # One train record in this many was held out of training and fine-tuning.
+    validation_every: int | None = None
 
 
 def compression_inputs(
     train_files: FilePatterns,
-    eval_files: FilePatterns,
     tf_transform_output: tft.TFTransformOutput,
     model: ModelConfig,
     training: TrainingConfig,
     compression: CompressionConfig,
 ) -> CompressionInputs:
-    """Fine-tuning batches and row samples from Transform's transformed splits.
+    """Fine-tuning batches and calibration rows from Transform's transformed train split,
+    less the validation rows the Trainer held out (`training.validation_fraction`),
+    which come back apart for the search.
 
-    Fine-tuning uses the Trainer's batch size and learning rate; calibration and eval
-    rows are the first rows of their split.
+    Fine-tuning uses the Trainer's batch size and learning rate; calibration rows are
+    the first rows fine-tuning sees.
     """
+    every = training.validation_every
+    fitting = validation = None
+    if every is not None:
+        fitting = Holdout(every, held_out=False)
+        validation = Holdout(every, held_out=True)
     train_batches = transformed_dataset(
-        train_files, tf_transform_output, training.batch_size, shuffle=True, repeat=True
+        train_files,
+        tf_transform_output,
+        training.batch_size,
+        shuffle=True,
+        repeat=True,
+        part=fitting,
     )
-    steps = steps_per_epoch(count_examples(train_files), training.batch_size, training, None)
+    total = count_examples(train_files)
+    rows = fitting.count(total) if fitting else total
+    steps = steps_per_epoch(rows, training.batch_size, training, None)
 
-    def first_rows(files: FilePatterns, count: int) -> LabeledRows:
+    def first_rows(count: int | None, part: Holdout | None) -> LabeledRows:
         dataset = transformed_dataset(
-            files, tf_transform_output, PREDICT_BATCH_SIZE, shuffle=False, repeat=False, limit=count
+            train_files,
+            tf_transform_output,
+            PREDICT_BATCH_SIZE,
+            shuffle=False,
+            repeat=False,
+            limit=count,
+            part=part,
         )
         return LabeledRows.from_dataset(dataset)
 
     return CompressionInputs(
         fine_tuning=FineTuning(train_batches, steps, model, training.learning_rate),
-        calibration=first_rows(train_files, compression.representative_examples).features,
-        eval_rows=first_rows(eval_files, compression.report_examples),
+        calibration=first_rows(compression.representative_examples, fitting).features,
+        validation=None
+        if validation is None or compression.search is None
+        else first_rows(None, validation),
+        files=matching_files(train_files),
+        validation_every=every,
+    )
+
+
+def report_rows(
+    eval_files: FilePatterns, tf_transform_output: tft.TFTransformOutput, count: int
+) -> LabeledRows:
+    """The first `count` eval rows, which the report measures quality and latency on."""
+    return LabeledRows.from_dataset(
+        transformed_dataset(
+            eval_files,
+            tf_transform_output,
+            PREDICT_BATCH_SIZE,
+            shuffle=False,
+            repeat=False,
+            limit=count,
+        )
     )
 
 
@@ -158,6 +215,8 @@ class CompressedModel:
     # rows), so the end-to-end TFLite is converted the same way.
     optimization: TfliteOptimization = "none"
     calibrated: bool = False
+    # The layers pruning reached (none when not pruned).
+    pruned_layers: list[str] = field(default_factory=list)
 
 
 # --- pruning ---------------------------------------------------------------------------
@@ -511,33 +570,51 @@ def compress(
 ) -> CompressedModel:
     """Prunes and/or quantizes a copy of `model` as `config` says; pruning and QAT each
     fine-tune `config.fine_tune_epochs` epochs."""
-    epochs = config.fine_tune_epochs
-    compressed = model
+    pruned_layers: list[str] = []
     if config.pruning.enabled:
-        compressed = prune(model, config.pruning, fine_tuning, epochs)
-    match config.quantization:
+        pruned_layers = pruning_targets(model, config.pruning.layers)
+        model = prune(model, config.pruning, fine_tuning, config.fine_tune_epochs)
+    return quantize(
+        model, config.quantization, fine_tuning, calibration, config.fine_tune_epochs, pruned_layers
+    )
+
+
+def quantize(
+    model: keras.Model,
+    quantization: Quantization,
+    fine_tuning: FineTuning,
+    calibration: Features,
+    epochs: int,
+    pruned_layers: list[str],
+) -> CompressedModel:
+    """`model` (pruned or not, as `pruned_layers` says) quantized one way; QAT fine-tunes
+    a copy `epochs` epochs, pqat keeping the pruned zeros."""
+    match quantization:
         case "none":
-            return CompressedModel(compressed, to_tflite(compressed), "float32", "none")
+            return CompressedModel(model, to_tflite(model), "float32", "none", False, pruned_layers)
         case "dynamic":
             return CompressedModel(
-                compressed,
-                to_tflite(compressed, "dynamic"),
+                model,
+                to_tflite(model, "dynamic"),
                 "int8 weights, float32 activations (dynamic range)",
                 "dynamic",
+                False,
+                pruned_layers,
             )
         case "int8_ptq":
             return CompressedModel(
-                compressed,
-                to_tflite(compressed, "int8", calibration),
+                model,
+                to_tflite(model, "int8", calibration),
                 "int8 weights and activations, calibrated on "
                 f"{num_rows(calibration)} train rows; float32/int64 inputs, float32 output",
                 "int8",
-                calibrated=True,
+                True,
+                pruned_layers,
             )
         case "qat" | "pqat":
             quantized = quantization_aware(
-                compressed,
-                preserve_sparsity=config.quantization == "pqat",
+                model,
+                preserve_sparsity=quantization == "pqat",
                 fine_tuning=fine_tuning,
                 epochs=epochs,
             )
@@ -548,8 +625,22 @@ def compress(
                 "does not model, such as Embedding, quantized by the converter); "
                 "float32/int64 inputs, float32 output",
                 "int8",
+                False,
+                pruned_layers,
             )
-    raise ValueError(f"unknown quantization {config.quantization!r}")
+    raise ValueError(f"unknown quantization {quantization!r}")
+
+
+def recipe_words(student: StudentConfig | None, sparsity: float, quantization: str) -> str:
+    """`student hidden_units [16], 80% pruned, pqat`: what builds a compressed model."""
+    start = student.words() if student else "trained model"
+    pruning = f"{100 * sparsity:.0f}% pruned" if sparsity else "not pruned"
+    return f"{start}, {pruning}, {quantization}"
+
+
+def config_recipe_words(config: CompressionConfig) -> str:
+    sparsity = config.pruning.target_sparsity if config.pruning.enabled else 0.0
+    return recipe_words(config.distillation, sparsity, config.quantization)
 
 
 @dataclass(frozen=True)
@@ -562,6 +653,10 @@ class Report:
     """
 
     config: dict[str, Any]
+    # The config's recipe in words (config_recipe_words).
+    recipe: str
+    # Weights of the float model and of the compressed one (fewer for a student).
+    weights: dict[str, int]
     tflite_format: str
     interpreter: str
     # Positional order of the TFLite inputs, with their signature keys.
@@ -607,8 +702,9 @@ class Report:
             f"float TFLite; {quality_change_words(self.quality_metric, head, bold=True)} "
             f"on {self.eval_examples} eval rows.",
             "",
-            f"- config: quantization `{self.config['quantization']}`, pruning "
+            f"- recipe: {self.recipe}; quantization `{self.config['quantization']}`, pruning "
             f"{_pruning_words(self.config['pruning'])}",
+            f"- weights: {self.weights['float']} float, {self.weights['compressed']} compressed",
             f"- TFLite: {self.tflite_format}; interpreter `{self.interpreter}` "
             f"({TFLITE_THREADS} thread)",
             f"- TFLite inputs in order: {', '.join(i['key'] for i in self.tflite_inputs)}",
@@ -683,13 +779,16 @@ def measure(
     timed = ("float_keras", "float_tflite", "compressed_tflite")
     return Report(
         config=config.model_dump(),
+        recipe=config_recipe_words(config),
+        weights={
+            "float": int(float_model.count_params()),
+            "compressed": int(compressed.keras_model.count_params()),
+        },
         tflite_format=compressed.tflite_format,
         interpreter=INTERPRETER,
         tflite_inputs=compressed_tflite.inputs(),
         tflite_tensor_dtypes=compressed_tflite.tensor_dtype_counts(),
-        pruned_layers=(
-            pruning_targets(float_model, config.pruning.layers) if config.pruning.enabled else []
-        ),
+        pruned_layers=compressed.pruned_layers,
         sparsity_by_layer=sparsity_by_layer(compressed.keras_model),
         eval_examples=len(eval_rows),
         sizes={

@@ -139,6 +139,28 @@ def raw_rows(
     return {name: column[servable] for name, column in rows.items()}, servable
 
 
+@dataclass(frozen=True)
+class Holdout:
+    """Part of a split by record position: every `every`-th record (`held_out`), or
+    all the others. The same files give the same parts on every read."""
+
+    every: int
+    held_out: bool
+
+    def of(self, records: tf.data.Dataset) -> tf.data.Dataset:
+        every, held_out = self.every, self.held_out
+        return (
+            records.enumerate()
+            .filter(lambda index, _: tf.equal(index % every == 0, held_out))
+            .map(lambda _, record: record)
+        )
+
+    def count(self, total: int) -> int:
+        """How many of `total` records this part holds."""
+        held_out = math.ceil(total / self.every)
+        return held_out if self.held_out else total - held_out
+
+
 def transformed_dataset(
     file_pattern: FilePatterns,
     tf_transform_output: tft.TFTransformOutput,
@@ -147,11 +169,13 @@ def transformed_dataset(
     shuffle: bool,
     repeat: bool,
     limit: int | None = None,
+    part: Holdout | None = None,
 ) -> tf.data.Dataset:
     """Batches of `(features, label)`: transformed features without the label, and the label.
 
-    `limit` keeps the first `limit` records (before shuffling). A repeated dataset drops
-    the last partial batch, so every step sees `batch_size` rows (TPUs need static shapes).
+    `part` keeps one part of the records, and `limit` the first `limit` of those (before
+    shuffling). A repeated dataset drops the last partial batch, so every step sees
+    `batch_size` rows (TPUs need static shapes).
     """
     feature_spec = tf_transform_output.transformed_feature_spec()
     if LABEL_KEY not in feature_spec:
@@ -163,6 +187,8 @@ def transformed_dataset(
         return features, label
 
     dataset = _records(file_pattern)
+    if part is not None:
+        dataset = part.of(dataset)
     if limit is not None:
         dataset = dataset.take(limit)
     if shuffle:

@@ -96,3 +96,11 @@ def quality_change_words(metric: str, head: Mapping[str, float], bold: bool = Fa
         change = f"{100 * head['quality_relative_change']:+.1f}%"
     change = f"**{change}**" if bold else change
     return f"{QUALITY_TITLES[metric]} {before} -> {after} ({change})"
+
+
+def budget_words(metric: str, kind: str, budget: float) -> str:
+    """How much a model may lose: `accuracy down at most 0.50 pt` (absolute) or
+    `MAE up at most 5.0%` (relative)."""
+    if kind == "absolute":
+        return f"{QUALITY_TITLES[metric]} down at most {100 * budget:.2f} pt"
+    return f"{QUALITY_TITLES[metric]} up at most {100 * budget:.1f}%"

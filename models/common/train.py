@@ -21,6 +21,7 @@ import tf_keras as keras
 from tfx.components.trainer.fn_args_utils import FnArgs
 
 from models.common.data import (
+    Holdout,
     LabelStats,
     count_examples,
     label_counts,
@@ -245,14 +246,29 @@ def train_and_export(fn_args: FnArgs, build_model: BuildModel) -> keras.Model:
     train_label = check_labels_before_training(fn_args, tf_transform_output, model_cfg)
 
     global_batch_size = training.batch_size * strategy.num_replicas_in_sync
+    # Rows held out for the compression search: no model learns from them.
+    fitting = (
+        None
+        if training.validation_every is None
+        else Holdout(training.validation_every, held_out=False)
+    )
     train_data = transformed_dataset(
-        fn_args.train_files, tf_transform_output, global_batch_size, shuffle=True, repeat=True
+        fn_args.train_files,
+        tf_transform_output,
+        global_batch_size,
+        shuffle=True,
+        repeat=True,
+        part=fitting,
     )
     eval_data = transformed_dataset(
         fn_args.eval_files, tf_transform_output, global_batch_size, shuffle=False, repeat=False
     )
+    train_rows = count_examples(fn_args.train_files)
     steps = steps_per_epoch(
-        count_examples(fn_args.train_files), global_batch_size, training, fn_args.train_steps
+        fitting.count(train_rows) if fitting else train_rows,
+        global_batch_size,
+        training,
+        fn_args.train_steps,
     )
 
     with strategy.scope():

@@ -1,4 +1,5 @@
-"""A small CNN for 8x8 digits: two 3x3 convolutions, a pooling, two Dense layers.
+"""A small CNN for 8x8 digits: 3x3 convolutions (`model.conv_filters`, two by default),
+a pooling, two Dense layers.
 
 Every weight sits in a Conv2D or Dense layer, so pruning and int8 quantization
 reach all of it.
@@ -24,8 +25,10 @@ def build_model(inputs: Mapping[str, ModelInput], model: ModelConfig) -> keras.M
         raise ValueError(f"the digits model takes only {IMAGE_KEY!r}, got {sorted(inputs)}")
     keras_in = keras_inputs(inputs)
     x = keras.layers.Reshape((IMAGE_SIDE, IMAGE_SIDE, 1), name="image")(keras_in[IMAGE_KEY])
-    x = keras.layers.Conv2D(16, 3, padding="same", activation="relu", name="conv_0")(x)
-    x = keras.layers.Conv2D(32, 3, padding="same", activation="relu", name="conv_1")(x)
+    for index, filters in enumerate(model.conv_filters):
+        x = keras.layers.Conv2D(
+            filters, 3, padding="same", activation="relu", name=f"conv_{index}"
+        )(x)
     x = keras.layers.MaxPooling2D(name="pool")(x)
     x = keras.layers.Flatten(name="flat")(x)
     x = keras.layers.Dense(model.hidden_units[0], activation="relu", name="hidden_0")(x)

@@ -21,20 +21,20 @@ from models.common.layers import keras_inputs, model_output
 from models.common.train import train_and_export
 from pipeline.config import ModelConfig
 
-MAX_EMBEDDING_DIM = 8
+
+def embedding_dim(num_categories: int, max_dim: int) -> int:
+    return min(max_dim, math.ceil(math.sqrt(num_categories)))
 
 
-def embedding_dim(num_categories: int) -> int:
-    return min(MAX_EMBEDDING_DIM, math.ceil(math.sqrt(num_categories)))
-
-
-def _encoded(spec: ModelInput, x: keras.layers.Layer) -> keras.layers.Layer:
+def _encoded(spec: ModelInput, x: keras.layers.Layer, max_embedding_dim: int) -> keras.layers.Layer:
     """One feature or block as a [batch, width] float block."""
     columns = math.prod(spec.shape)
     if spec.num_categories is not None:
         per_column = math.ceil(spec.num_categories / columns)
         x = keras.layers.Embedding(
-            spec.num_categories, embedding_dim(per_column), name=f"{spec.name}_embedding"
+            spec.num_categories,
+            embedding_dim(per_column, max_embedding_dim),
+            name=f"{spec.name}_embedding",
         )(x)
         return keras.layers.Flatten(name=f"{spec.name}_flat")(x) if spec.shape else x
     if not spec.shape:
@@ -47,7 +47,9 @@ def _encoded(spec: ModelInput, x: keras.layers.Layer) -> keras.layers.Layer:
 def build_model(inputs: Mapping[str, ModelInput], model: ModelConfig) -> keras.Model:
     """A functional tf_keras model over the transformed features (uncompiled)."""
     keras_in = keras_inputs(inputs)
-    blocks = [_encoded(spec, keras_in[name]) for name, spec in inputs.items()]
+    blocks = [
+        _encoded(spec, keras_in[name], model.max_embedding_dim) for name, spec in inputs.items()
+    ]
     hidden = keras.layers.Concatenate(name="features")(blocks) if len(blocks) > 1 else blocks[0]
     for index, units in enumerate(model.hidden_units):
         hidden = keras.layers.Dense(units, activation="relu", name=f"hidden_{index}")(hidden)

@@ -7,7 +7,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from models.common.quality import QUALITY_TITLES, format_quality, quality_change_words
+from models.common.quality import (
+    QUALITY_TITLES,
+    budget_words,
+    format_quality,
+    quality_change_words,
+)
 from pipeline.pipeline import EVALUATE_COMPRESSION
 from pipeline.report import plots
 from pipeline.report.markup import (
@@ -27,6 +32,7 @@ COMPRESSOR = "Compressor"
 SERVING_PUSHER = "ServingPusher"
 TRAINING_PLOT = "training_curves.png"
 COMPRESSION_PLOT = "quality_vs_size.png"
+SEARCH_PLOT = "search_frontier.png"
 # Compression report variants: (label, quality key, size key).
 _VARIANTS = (
     ("float Keras", "float_keras", "float_saved_model_variables"),
@@ -147,8 +153,56 @@ def compression_section(run: PipelineRun | None, assets: Path) -> Markup:
         )
         + _compression_table(report)
         + image(f"{assets.name}/{plot.name}", f"{QUALITY_TITLES[metric]} vs size")
+        + _search_section(report.get("search"), assets)
         + heading("Sparsity by layer")
         + table(["layer", "sparsity"], [[name, percent(value)] for name, value in sparsity.items()])
+    )
+
+
+def _search_section(search: dict[str, Any] | None, assets: Path) -> Markup:
+    """The compression search's trials, drawn as a size-quality frontier and listed."""
+    if not search:
+        return Markup("")
+    metric = search["metric"]
+    plot = plots.search_frontier(
+        search["trials"],
+        (search["float_zipped_bytes"], search["float_quality"]),
+        QUALITY_TITLES[metric],
+        assets / SEARCH_PLOT,
+    )
+    budget = budget_words(metric, search["budget_kind"], search["budget"])
+    rows = [
+        [
+            f"{trial['recipe']} (chosen)" if trial["chosen"] else trial["recipe"],
+            number(trial["estimated_zipped_bytes"]),
+            number(trial["zipped_bytes"]) if trial["zipped_bytes"] is not None else "-",
+            format_quality(metric, trial["quality"]),
+            f"{trial['seconds']:.1f}",
+            trial["outcome"],
+        ]
+        for trial in search["trials"]
+    ]
+    return Markup(
+        heading("Compression search")
+        + paragraph(
+            f"Chosen: {search['chosen']}. Budget: {budget} against the trained model "
+            f"({format_quality(metric, search['float_quality'])}) on "
+            f"{number(search['validation_examples'])} validation rows held out of the train "
+            f"split (no eval row); {search['stopped']}; {search['seconds']:.0f} s."
+        )
+        + image(f"{assets.name}/{plot.name}", "compression search frontier")
+        + table(
+            [
+                "candidate",
+                "estimated zipped",
+                "zipped (bytes)",
+                QUALITY_TITLES[metric],
+                "seconds",
+                "outcome",
+            ],
+            rows,
+            align="lrrrrl",
+        )
     )
 
 

@@ -71,3 +71,68 @@ def quality_vs_size(points: Mapping[str, tuple[float, float]], metric: str, path
     axes.grid(alpha=0.3)
     axes.legend(fontsize=8, loc="best")
     return _save(figure, path)
+
+
+def search_frontier(
+    trials: Sequence[Mapping[str, object]],
+    float_point: tuple[float, float],
+    metric: str,
+    path: Path,
+) -> Path:
+    """Every measured trial of the compression search as (zipped size, `metric`'s value on
+    the validation rows), the size-quality frontier through them, the trained model's
+    point, and the chosen trial ringed."""
+    figure = Figure(figsize=(7, 4))
+    axes = figure.subplots()
+    measured = sorted(
+        (t for t in trials if t.get("zipped_bytes") is not None),
+        key=lambda t: t["zipped_bytes"],
+    )
+    for within, color, label in ((True, "C2", "within budget"), (False, "C3", "over budget")):
+        shown = [t for t in measured if bool(t["within_budget"]) == within]
+        axes.scatter(
+            [t["zipped_bytes"] / 1024 for t in shown],
+            [t["quality"] for t in shown],
+            s=40,
+            color=color,
+            label=label,
+            zorder=3,
+        )
+    # The frontier: each trial better than every smaller one.
+    frontier, best = [], None
+    for trial in measured:
+        if best is None or trial["quality"] > best:
+            frontier.append(trial)
+            best = trial["quality"]
+    axes.step(
+        [t["zipped_bytes"] / 1024 for t in frontier],
+        [t["quality"] for t in frontier],
+        where="post",
+        color="0.5",
+        linewidth=1,
+        label="frontier",
+    )
+    for trial in measured:
+        if trial.get("chosen"):
+            axes.scatter(
+                [trial["zipped_bytes"] / 1024],
+                [trial["quality"]],
+                s=220,
+                facecolors="none",
+                edgecolors="k",
+                linewidths=1.5,
+                label="chosen",
+                zorder=4,
+            )
+    size, value = float_point
+    axes.scatter(
+        [size / 1024], [value], s=70, marker="D", color="C0", label="trained model (float)"
+    )
+    axes.set_xlim(left=0, right=1.1 * max([size] + [t["zipped_bytes"] for t in measured]) / 1024)
+    axes.margins(y=0.2)
+    axes.set_xlabel("zipped TFLite size (KiB)")
+    axes.set_ylabel(f"{metric} on validation rows")
+    axes.set_title("compression search: size vs quality")
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize=8, loc="best")
+    return _save(figure, path)

@@ -1,0 +1,404 @@
+"""Accuracy-aware compression search: the smallest model that loses at most a budget.
+
+A candidate is a starting model (the trained model, or a student distilled from it), a
+sparsity and a quantization. Size is the zipped TFLite of the model alone, which
+compression shrinks; quality is the headline metric (accuracy, or MAE for a regressor)
+of that TFLite on validation rows held out of the train split, against the trained
+model's on the same rows. The eval split is not an input here: the gates judge on it,
+and choosing on the gates' own rows would overfit them.
+
+Trials run in the order of an estimated size, read off a cheap copy of each candidate
+(its starting model with the smallest weights zeroed, converted as it would be, no
+training): the graph, the inputs and the non-zero weights set most of the bytes. Once
+a candidate is within budget, every candidate whose estimate is no smaller is skipped:
+it cannot win. Distilled students and pruned models are trained once and shared by the
+candidates that start from them.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import tf_keras as keras
+
+from models.common.compression import (
+    PRUNED_WEIGHT_NAMES,
+    CompressedModel,
+    CompressionInputs,
+    LabeledRows,
+    TfliteModel,
+    keras_predictor,
+    predict_in_batches,
+    prune,
+    pruning_targets,
+    quantize,
+    recipe_words,
+    take_rows,
+    tflite_size,
+    to_tflite,
+)
+from models.common.distillation import distill
+from models.common.quality import (
+    HEADLINE_METRIC,
+    QUALITY_TITLES,
+    budget_words,
+    format_quality,
+    quality,
+)
+from pipeline.config import (
+    CompressionConfig,
+    DistillationConfig,
+    ModelConfig,
+    Quantization,
+    SearchConfig,
+)
+
+# Rows the size estimates calibrate their int8 ranges on (the ranges barely move the size).
+ESTIMATE_CALIBRATION_ROWS = 32
+# Among candidates of one estimated size, the cheaper to train runs first.
+_TRAINING_COST = {"none": 0, "dynamic": 0, "int8_ptq": 0, "qat": 1, "pqat": 1}
+
+
+@dataclass(frozen=True)
+class Candidate:
+    student: DistillationConfig | None
+    sparsity: float
+    quantization: Quantization
+
+    def recipe(self, base: CompressionConfig) -> CompressionConfig:
+        """The fixed compression config that builds this candidate: `base` (pruning's
+        schedule and layers, fine_tune_epochs) with this sparsity, quantization and
+        student."""
+        pruning = base.pruning.model_copy(
+            update={"enabled": self.sparsity > 0}
+            | ({"target_sparsity": self.sparsity} if self.sparsity > 0 else {})
+        )
+        return CompressionConfig.model_validate(
+            base.model_copy(
+                update={
+                    "pruning": pruning,
+                    "quantization": self.quantization,
+                    "distillation": self.student,
+                    "search": None,
+                }
+            ).model_dump()
+        )
+
+    def words(self) -> str:
+        return recipe_words(self.student, self.sparsity, self.quantization)
+
+
+def candidates(search: SearchConfig) -> list[Candidate]:
+    """Every student (the trained model first) at every sparsity, quantized each way;
+    qat and pqat are one choice, pqat for a pruned model and qat for a dense one."""
+    found: dict[tuple[Any, ...], Candidate] = {}
+    for student in [None, *search.students]:
+        for sparsity in sorted(set(search.sparsities)):
+            for quantization in search.quantizations:
+                if quantization in ("qat", "pqat"):
+                    quantization = "pqat" if sparsity > 0 else "qat"
+                candidate = Candidate(student, sparsity, quantization)
+                key = (student and student.model_dump_json(), sparsity, quantization)
+                found.setdefault(key, candidate)
+    return list(found.values())
+
+
+@dataclass
+class Trial:
+    """One candidate, as report.json records it."""
+
+    recipe: str
+    student: dict[str, Any] | None
+    sparsity: float
+    quantization: str
+    estimated_zipped_bytes: int
+    # Unset for a skipped candidate.
+    zipped_bytes: int | None = None
+    weights: int | None = None
+    quality: float | None = None
+    quality_change: float | None = None
+    within_budget: bool | None = None
+    # Training and measuring this candidate, models shared with earlier trials not included.
+    seconds: float = 0.0
+    # "within budget", "over budget", or why it was skipped.
+    outcome: str = ""
+    chosen: bool = False
+
+
+@dataclass
+class SearchResult:
+    metric: str
+    # "absolute" (accuracy points) or "relative" (growth of an error).
+    budget_kind: str
+    budget: float
+    float_quality: float
+    float_zipped_bytes: int
+    validation_examples: int
+    # The transformed train files the search read; 1 record in `validation_every` of
+    # them was held out of training for validation.
+    files: list[str]
+    validation_every: int | None
+    trials: list[Trial]
+    stopped: str
+    seconds: float
+    chosen: CompressedModel | None = field(default=None, repr=False)
+    chosen_recipe: CompressionConfig | None = field(default=None, repr=False)
+
+    @property
+    def chosen_trial(self) -> Trial | None:
+        return next((trial for trial in self.trials if trial.chosen), None)
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data.pop("chosen")
+        data["chosen_recipe"] = self.chosen_recipe.model_dump() if self.chosen_recipe else None
+        chosen = self.chosen_trial
+        data["chosen"] = chosen.recipe if chosen else None
+        return data
+
+    def budget_words(self) -> str:
+        return budget_words(self.metric, self.budget_kind, self.budget)
+
+    def nothing_found(self) -> str:
+        """Why no candidate was chosen, and what to change."""
+        measured = sorted(
+            (trial for trial in self.trials if trial.quality is not None),
+            key=lambda trial: -trial.quality if self.budget_kind == "absolute" else trial.quality,
+        )
+        best = (
+            f"; the best was {measured[0].recipe}: {format_quality(self.metric, measured[0].quality)} "
+            f"against the trained model's {format_quality(self.metric, self.float_quality)}"
+            if measured
+            else ""
+        )
+        return (
+            f"compression.search found no candidate within its budget ({self.budget_words()} "
+            f"on {self.validation_examples} validation rows held out of the train split) in "
+            f"{len(measured)} trials ({self.stopped}){best}. Nothing was compressed or "
+            "pushed. Raise compression.search.max_quality_loss, add larger candidates (lower "
+            "sparsities, wider students), allow more trials or minutes, or set a fixed recipe "
+            "(compression.search unset)"
+        )
+
+    def markdown(self) -> str:
+        title = QUALITY_TITLES[self.metric]
+        lines = [
+            "## Compression search",
+            "",
+            f"Budget: {self.budget_words()} against the trained model "
+            f"({format_quality(self.metric, self.float_quality)}) on "
+            f"{self.validation_examples} validation rows (held out of the transformed train "
+            "split: no model trained on them; no eval row). "
+            f"{len([t for t in self.trials if t.zipped_bytes is not None])} trials in "
+            f"{self.seconds:.0f} s; {self.stopped}.",
+            "",
+            f"| candidate | estimated zipped | zipped (bytes) | ratio | weights | {title} | change "
+            "| seconds | outcome |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---|",
+        ]
+        for trial in self.trials:
+            measured = trial.zipped_bytes is not None
+            change = "-"
+            if trial.quality_change is not None:
+                change = (
+                    f"{100 * trial.quality_change:+.2f} pt"
+                    if self.budget_kind == "absolute"
+                    else f"{100 * trial.quality_change:+.1f}%"
+                )
+            lines.append(
+                f"| {'**' + trial.recipe + '**' if trial.chosen else trial.recipe} "
+                f"| {trial.estimated_zipped_bytes} "
+                f"| {trial.zipped_bytes if measured else '-'} "
+                f"| {f'{self.float_zipped_bytes / trial.zipped_bytes:.1f}x' if measured else '-'} "
+                f"| {trial.weights if trial.weights is not None else '-'} "
+                f"| {format_quality(self.metric, trial.quality)} | {change} "
+                f"| {trial.seconds:.1f} | {trial.outcome} |"
+            )
+        return "\n".join(lines) + "\n"
+
+
+def _masked(model: keras.Model, sparsity: float, layers: str) -> keras.Model:
+    """A copy of `model` with the smallest `sparsity` of each pruned layer's weights
+    zeroed, as magnitude pruning leaves them (no fine-tuning)."""
+    copy = keras.models.clone_model(model)
+    copy.set_weights(model.get_weights())
+    if sparsity <= 0:
+        return copy
+    for name in pruning_targets(copy, layers):
+        layer = copy.get_layer(name)
+        weights = layer.get_weights()
+        for index, weight in enumerate(layer.weights):
+            if weight.name.rpartition("/")[2].removesuffix(":0") in PRUNED_WEIGHT_NAMES:
+                values = weights[index]
+                cut = np.quantile(np.abs(values), sparsity)
+                weights[index] = np.where(np.abs(values) <= cut, 0, values)
+        layer.set_weights(weights)
+    return copy
+
+
+def estimated_size(
+    model: keras.Model, candidate: Candidate, layers: str, calibration: dict[str, np.ndarray]
+) -> int:
+    """The zipped TFLite bytes of `model` pruned and quantized as `candidate` says,
+    without the training: QAT's int8 model is estimated by calibrated int8."""
+    optimization = {"none": "none", "dynamic": "dynamic"}.get(candidate.quantization, "int8")
+    rows = take_rows(calibration, ESTIMATE_CALIBRATION_ROWS)
+    tflite = to_tflite(
+        _masked(model, candidate.sparsity, layers),
+        optimization,
+        rows if optimization == "int8" else None,
+    )
+    return tflite_size(tflite).zipped_bytes
+
+
+def _within(budget_kind: str, budget: float, change: float) -> bool:
+    return change >= -budget if budget_kind == "absolute" else change <= budget
+
+
+def search(
+    teacher: keras.Model,
+    build_student: Callable[[ModelConfig], keras.Model],
+    model: ModelConfig,
+    config: CompressionConfig,
+    inputs: CompressionInputs,
+    clock: Callable[[], float] = time.monotonic,
+) -> SearchResult:
+    """Searches `config.search`'s candidates for the smallest within its budget
+    (`max_quality_loss`, resolved by pipeline.config.custom_config). `inputs` holds the
+    validation rows; the chosen model, if any, is in the result."""
+    search_config = config.search
+    if search_config is None or inputs.validation is None:
+        raise ValueError("search needs compression.search and validation rows")
+    started = clock()
+    budget = search_config.max_quality_loss
+    if budget is None:
+        raise ValueError("compression.search.max_quality_loss is unresolved")
+    metric = HEADLINE_METRIC[model.task]
+    budget_kind = "relative" if model.is_regression else "absolute"
+    validation: LabeledRows = inputs.validation
+
+    def headline(predictions: np.ndarray) -> float:
+        return getattr(quality(predictions, validation.labels, model), metric)
+
+    float_quality = headline(predict_in_batches(keras_predictor(teacher), validation.features))
+    fine_tuning, epochs = inputs.fine_tuning, config.fine_tune_epochs
+    layers = config.pruning.layers
+
+    # Students as built (for size estimates) and as distilled (for trials), by config.
+    built: dict[str, keras.Model] = {}
+    distilled: dict[str, keras.Model] = {}
+    pruned: dict[tuple[str, float], keras.Model] = {}
+
+    def untrained(student: DistillationConfig | None) -> keras.Model:
+        if student is None:
+            return teacher
+        key = student.model_dump_json()
+        if key not in built:
+            built[key] = build_student(student.of(model))
+        return built[key]
+
+    def trained(student: DistillationConfig | None) -> keras.Model:
+        if student is None:
+            return teacher
+        key = student.model_dump_json()
+        if key not in distilled:
+            distilled[key] = distill(
+                teacher,
+                build_student,
+                model,
+                student,
+                fine_tuning.data,
+                fine_tuning.steps_per_epoch,
+                fine_tuning.learning_rate,
+            )
+        return distilled[key]
+
+    estimated = sorted(
+        (
+            (
+                estimated_size(untrained(candidate.student), candidate, layers, inputs.calibration),
+                candidate,
+            )
+            for candidate in candidates(search_config)
+        ),
+        key=lambda pair: (pair[0], _TRAINING_COST[pair[1].quantization], pair[1].sparsity),
+    )
+    trials: list[Trial] = []
+    chosen: tuple[Trial, CompressedModel, Candidate] | None = None
+    stopped = "every candidate was tried"
+    for estimate, candidate in estimated:
+        trial = Trial(
+            recipe=candidate.words(),
+            student=candidate.student.sizes() if candidate.student else None,
+            sparsity=candidate.sparsity,
+            quantization=candidate.quantization,
+            estimated_zipped_bytes=estimate,
+        )
+        trials.append(trial)
+        ran = sum(t.zipped_bytes is not None for t in trials)
+        if chosen is not None and trial.estimated_zipped_bytes >= chosen[0].zipped_bytes:
+            trial.outcome = "skipped: its estimate is no smaller than the chosen candidate"
+            stopped = "stopped early: no larger candidate can be smaller than the chosen one"
+            continue
+        if ran >= search_config.max_trials:
+            trial.outcome = "skipped: max_trials reached"
+            stopped = f"stopped at max_trials ({search_config.max_trials})"
+            continue
+        if clock() - started >= 60 * search_config.max_minutes:
+            trial.outcome = "skipped: max_minutes reached"
+            stopped = f"stopped at max_minutes ({search_config.max_minutes:g})"
+            continue
+        trial_start = clock()
+        start = trained(candidate.student)
+        pruned_layers: list[str] = []
+        if candidate.sparsity > 0:
+            pruned_layers = pruning_targets(start, layers)
+            key = (
+                candidate.student.model_dump_json() if candidate.student else "",
+                candidate.sparsity,
+            )
+            if key not in pruned:
+                recipe = candidate.recipe(config)
+                pruned[key] = prune(start, recipe.pruning, fine_tuning, epochs)
+            start = pruned[key]
+        compressed = quantize(
+            start,
+            candidate.quantization,
+            fine_tuning,
+            inputs.calibration,
+            epochs,
+            pruned_layers,
+        )
+        trial.zipped_bytes = tflite_size(compressed.tflite).zipped_bytes
+        trial.weights = int(compressed.keras_model.count_params())
+        trial.quality = headline(
+            predict_in_batches(TfliteModel(compressed.tflite), validation.features)
+        )
+        change = trial.quality - float_quality
+        trial.quality_change = change if budget_kind == "absolute" else change / float_quality
+        trial.within_budget = _within(budget_kind, budget, trial.quality_change)
+        trial.outcome = "within budget" if trial.within_budget else "over budget"
+        trial.seconds = clock() - trial_start
+        if trial.within_budget and (chosen is None or trial.zipped_bytes < chosen[0].zipped_bytes):
+            chosen = (trial, compressed, candidate)
+    if chosen is not None:
+        chosen[0].chosen = True
+    return SearchResult(
+        metric=metric,
+        budget_kind=budget_kind,
+        budget=budget,
+        float_quality=float_quality,
+        float_zipped_bytes=tflite_size(to_tflite(teacher)).zipped_bytes,
+        validation_examples=len(validation),
+        files=inputs.files,
+        validation_every=inputs.validation_every,
+        trials=trials,
+        stopped=stopped,
+        seconds=clock() - started,
+        chosen=chosen[1] if chosen else None,
+        chosen_recipe=chosen[2].recipe(config) if chosen else None,
+    )
