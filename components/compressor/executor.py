@@ -2,7 +2,10 @@
 
 Reads the plain Keras model from the Trainer's Model artifact (`keras_model.keras`),
 fine-tunes it on Transform's train split while pruning and/or quantizing it
-(models/common/compression.py), and writes:
+(models/common/compression.py), after distilling a smaller student from it where the
+config asks (models/common/distillation.py), or lets the compression search choose all
+of that (models/common/search.py) on train rows held out of training. Only then does it
+read the eval split, for the report. It writes:
 
 - compressed_model: `Format-Serving/` (the compressed model behind the same transform
   graph and signatures as the Trainer's, so TF Serving and TFMA treat both alike),
@@ -15,8 +18,9 @@ fine-tunes it on Transform's train split while pruning and/or quantizing it
   with the float end-to-end TFLite laid out the same way (the compression gate's
   baseline), and the eval split with the TFLite's inputs added (tflite_examples.py);
 - compression_report: `report.json` and `report.md` (float vs compressed sizes,
-  sparsity, quality and latency on eval rows), with the headline numbers also set as
-  the artifact's custom properties so a run summary can read them from MLMD.
+  sparsity, quality and latency on eval rows; the search's trials), with the headline
+  numbers and the recipe also set as the artifact's custom properties so a run summary
+  can read them from MLMD.
 
 With `compression.enabled: false` the Trainer's serving model is copied unchanged,
 next to its float TFLite conversion, and the report says so.
