@@ -356,6 +356,10 @@ class SearchConfig(_Strict):
     # growth of the mean absolute error (0.05 = 5%) for a regressor. Unset: the
     # compression gate's own bound (evaluation.thresholds, vs the uncompressed model).
     max_quality_loss: Annotated[float, Field(ge=0.0)] | None = None
+    # A candidate passes when its loss plus this many standard errors (of the mean of
+    # the paired per-row differences) is within budget: the validation rows are few,
+    # and the smallest of many lucky candidates would fail the gate on the eval rows.
+    margin_standard_errors: Annotated[float, Field(ge=0.0)] = 1.0
     max_trials: PositiveInt = 10
     max_minutes: Annotated[float, Field(gt=0)] = 10.0
     # The candidate space: every student (and the trained model itself) at every

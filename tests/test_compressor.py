@@ -446,7 +446,8 @@ def test_a_search_with_nothing_within_budget_says_so(digits_model, digits_rows):
     message = result.nothing_found()
     assert message.startswith(
         "compression.search found no candidate within its budget (accuracy down at most "
-        "1.00 pt on 300 validation rows held out of the train split) in 1 trials"
+        "1.00 pt with 1 standard error(s) of margin, on 300 validation rows held out of the "
+        "train split) in 1 trials"
     )
     assert "the best was trained model, 98% pruned, int8_ptq" in message
     assert "Nothing was compressed or pushed" in message
@@ -477,3 +478,15 @@ def test_search_candidates_pair_qat_with_dense_and_pqat_with_pruned_models():
         "student hidden_units [16], conv_filters [4, 8], 50% pruned, pqat",
         "student hidden_units [16], conv_filters [4, 8], 50% pruned, int8_ptq",
     ]
+
+
+def test_a_candidates_loss_is_paired_row_by_row_with_its_standard_error():
+    trained = np.array([0, 0, 1, 0, 0, 0, 0, 0], dtype=np.float64)  # 1 wrong of 8
+    candidate = np.array([1, 0, 0, 1, 0, 0, 0, 0], dtype=np.float64)  # 2 wrong, 1 fixed
+    paired = search_module.PairedLoss.of(candidate, trained, relative=False)
+    differences = candidate - trained
+    assert paired.loss == pytest.approx(1 / 8)  # accuracy 87.5% -> 75%
+    assert paired.standard_error == pytest.approx(np.std(differences, ddof=1) / np.sqrt(8))
+    # An error's growth is relative to the trained model's mean error.
+    errors = search_module.PairedLoss.of(np.array([2.0, 4.0]), np.array([2.0, 2.0]), relative=True)
+    assert errors.loss == pytest.approx(0.5) and errors.standard_error == pytest.approx(0.5)

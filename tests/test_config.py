@@ -161,11 +161,13 @@ def test_the_slice_gate_bounds_the_gated_metric_by_its_direction():
 
 def test_the_search_budget_is_its_own_or_the_compression_gates():
     taxi = load_config(CONFIGS / "taxi.yaml")
-    assert taxi.search_budget == taxi.compression.search.max_quality_loss == 0.003
-    gates = taxi.with_overrides(
-        compression={"search": {"max_quality_loss": None}},
-        evaluation={"thresholds": {"max_drop_vs_uncompressed": 0.004}},
+    assert taxi.compression.search.max_quality_loss is None
+    assert taxi.search_budget == taxi.evaluation.thresholds.max_drop_vs_uncompressed == 0.005
+    assert (
+        taxi.with_overrides(compression={"search": {"max_quality_loss": 0.01}}).search_budget
+        == 0.01
     )
+    gates = taxi.with_overrides(evaluation={"thresholds": {"max_drop_vs_uncompressed": 0.004}})
     assert gates.search_budget == 0.004
     # The Compressor sees no thresholds: it receives the budget resolved.
     assert custom_config(gates)["compression"]["search"]["max_quality_loss"] == 0.004

@@ -450,6 +450,22 @@ def test_taxi_run_summary_records_every_component(taxi_run):
     assert written["pushed_path"].startswith(str(config.serving_model_dir))
 
 
+def test_the_report_draws_the_search_frontier_and_lists_every_trial(taxi_run):
+    config, _, _ = taxi_run
+    page = (config.output_path / "report.html").read_text()
+    report = json.loads(
+        (_latest_artifact(config, "Compressor", "compression_report") / "report.json").read_text()
+    )
+
+    assert "<h3>Compression search</h3>" in page
+    assert f"Chosen: {report['search']['chosen']}." in page
+    assert f"{report['search']['chosen']} (chosen)" in page
+    for trial in report["search"]["trials"]:
+        assert trial["recipe"] in page
+    plot = config.output_path / "report" / "search_frontier.png"
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
 def test_rerun_with_nothing_changed_is_cached_and_pushes_nothing_new(taxi_run):
     config, data, _ = taxi_run
     pushed_before = _versions(config)

@@ -35,16 +35,28 @@ HEADLINE_METRIC = {"classification": "accuracy", "regression": "mean_absolute_er
 def classification_quality(probabilities: np.ndarray, labels: np.ndarray) -> Quality:
     """Accuracy, and AUC for one sigmoid output; multiclass outputs are softmax rows."""
     labels = labels.reshape(-1)
-    if probabilities.shape[-1] == 1:
-        scores = probabilities.reshape(-1)
-        predicted = (scores > 0.5).astype(labels.dtype)
+    auc = None
+    if probabilities.shape[-1] == 1 and len(np.unique(labels)) == 2:
         from sklearn.metrics import roc_auc_score  # 0.5 s to import; classifiers only
 
-        auc = float(roc_auc_score(labels, scores)) if len(np.unique(labels)) == 2 else None
-    else:
-        predicted = probabilities.argmax(axis=-1)
-        auc = None
-    return Quality(accuracy=float(np.mean(predicted == labels)), auc=auc)
+        auc = float(roc_auc_score(labels, probabilities.reshape(-1)))
+    return Quality(accuracy=float(np.mean(predicted_classes(probabilities) == labels)), auc=auc)
+
+
+def predicted_classes(probabilities: np.ndarray) -> np.ndarray:
+    """Class ids: above 0.5 for one sigmoid output, else the most probable class."""
+    if probabilities.shape[-1] == 1:
+        return (probabilities.reshape(-1) > 0.5).astype(np.int64)
+    return probabilities.argmax(axis=-1)
+
+
+def row_losses(predictions: np.ndarray, labels: np.ndarray, model: ModelConfig) -> np.ndarray:
+    """What each row costs the headline metric: 1 for a wrong class (0 for a right one),
+    or a regressor's absolute error. Their mean is 1 - accuracy, or the MAE."""
+    labels = labels.reshape(-1)
+    if model.is_regression:
+        return np.abs(predictions.reshape(-1).astype(np.float64) - labels)
+    return (predicted_classes(predictions) != labels).astype(np.float64)
 
 
 def regression_quality(predictions: np.ndarray, labels: np.ndarray) -> Quality:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -48,6 +48,7 @@ from models.common.quality import (
     budget_words,
     format_quality,
     quality,
+    row_losses,
 )
 from pipeline.config import (
     CompressionConfig,
@@ -121,6 +122,9 @@ class Trial:
     weights: int | None = None
     quality: float | None = None
     quality_change: float | None = None
+    # Of the paired per-row loss differences' mean, in the units of quality_change.
+    standard_error: float | None = None
+    # Whether the loss plus `margin_standard_errors` standard errors is within budget.
     within_budget: bool | None = None
     # Training and measuring this candidate, models shared with earlier trials not included.
     seconds: float = 0.0
@@ -135,6 +139,7 @@ class SearchResult:
     # "absolute" (accuracy points) or "relative" (growth of an error).
     budget_kind: str
     budget: float
+    margin_standard_errors: float
     float_quality: float
     float_zipped_bytes: int
     validation_examples: int
@@ -153,8 +158,13 @@ class SearchResult:
         return next((trial for trial in self.trials if trial.chosen), None)
 
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
-        data.pop("chosen")
+        # Not asdict(self): it would deep-copy the chosen Keras model.
+        data = {
+            name.name: getattr(self, name.name)
+            for name in fields(self)
+            if name.name not in ("chosen", "trials")
+        }
+        data["trials"] = [asdict(trial) for trial in self.trials]
         data["chosen_recipe"] = self.chosen_recipe.model_dump() if self.chosen_recipe else None
         chosen = self.chosen_trial
         data["chosen"] = chosen.recipe if chosen else None
@@ -177,7 +187,8 @@ class SearchResult:
         )
         return (
             f"compression.search found no candidate within its budget ({self.budget_words()} "
-            f"on {self.validation_examples} validation rows held out of the train split) in "
+            f"with {self.margin_standard_errors:g} standard error(s) of margin, on "
+            f"{self.validation_examples} validation rows held out of the train split) in "
             f"{len(measured)} trials ({self.stopped}){best}. Nothing was compressed or "
             "pushed. Raise compression.search.max_quality_loss, add larger candidates (lower "
             "sparsities, wider students), allow more trials or minutes, or set a fixed recipe "
@@ -189,7 +200,8 @@ class SearchResult:
         lines = [
             "## Compression search",
             "",
-            f"Budget: {self.budget_words()} against the trained model "
+            f"Budget: {self.budget_words()}, counting {self.margin_standard_errors:g} standard "
+            f"error(s) against the candidate, vs the trained model "
             f"({format_quality(self.metric, self.float_quality)}) on "
             f"{self.validation_examples} validation rows (held out of the transformed train "
             "split: no model trained on them; no eval row). "
@@ -204,10 +216,10 @@ class SearchResult:
             measured = trial.zipped_bytes is not None
             change = "-"
             if trial.quality_change is not None:
+                unit, digits = ("pt", 2) if self.budget_kind == "absolute" else ("%", 1)
                 change = (
-                    f"{100 * trial.quality_change:+.2f} pt"
-                    if self.budget_kind == "absolute"
-                    else f"{100 * trial.quality_change:+.1f}%"
+                    f"{100 * trial.quality_change:+.{digits}f} "
+                    f"± {100 * (trial.standard_error or 0):.{digits}f} {unit}"
                 )
             lines.append(
                 f"| {'**' + trial.recipe + '**' if trial.chosen else trial.recipe} "
@@ -255,8 +267,22 @@ def estimated_size(
     return tflite_size(tflite).zipped_bytes
 
 
-def _within(budget_kind: str, budget: float, change: float) -> bool:
-    return change >= -budget if budget_kind == "absolute" else change <= budget
+@dataclass(frozen=True)
+class PairedLoss:
+    """How much a candidate loses against the trained model on the same rows: the mean
+    of the per-row differences of their losses (accuracy points as a fraction, or the
+    MAE's growth relative to the trained model's MAE) and its standard error."""
+
+    loss: float
+    standard_error: float
+
+    @classmethod
+    def of(cls, candidate: np.ndarray, trained: np.ndarray, relative: bool) -> PairedLoss:
+        differences = candidate - trained
+        if relative:
+            differences = differences / max(float(np.mean(trained)), np.finfo(np.float64).tiny)
+        spread = float(np.std(differences, ddof=1)) if len(differences) > 1 else 0.0
+        return cls(float(np.mean(differences)), spread / np.sqrt(len(differences)))
 
 
 def search(
@@ -284,7 +310,10 @@ def search(
     def headline(predictions: np.ndarray) -> float:
         return getattr(quality(predictions, validation.labels, model), metric)
 
-    float_quality = headline(predict_in_batches(keras_predictor(teacher), validation.features))
+    float_predictions = predict_in_batches(keras_predictor(teacher), validation.features)
+    float_quality = headline(float_predictions)
+    float_losses = row_losses(float_predictions, validation.labels, model)
+    margin = search_config.margin_standard_errors
     fine_tuning, epochs = inputs.fine_tuning, config.fine_tune_epochs
     layers = config.pruning.layers
 
@@ -375,12 +404,17 @@ def search(
         )
         trial.zipped_bytes = tflite_size(compressed.tflite).zipped_bytes
         trial.weights = int(compressed.keras_model.count_params())
-        trial.quality = headline(
-            predict_in_batches(TfliteModel(compressed.tflite), validation.features)
-        )
+        predictions = predict_in_batches(TfliteModel(compressed.tflite), validation.features)
+        trial.quality = headline(predictions)
         change = trial.quality - float_quality
         trial.quality_change = change if budget_kind == "absolute" else change / float_quality
-        trial.within_budget = _within(budget_kind, budget, trial.quality_change)
+        paired = PairedLoss.of(
+            row_losses(predictions, validation.labels, model),
+            float_losses,
+            relative=budget_kind == "relative",
+        )
+        trial.standard_error = paired.standard_error
+        trial.within_budget = paired.loss + margin * paired.standard_error <= budget
         trial.outcome = "within budget" if trial.within_budget else "over budget"
         trial.seconds = clock() - trial_start
         if trial.within_budget and (chosen is None or trial.zipped_bytes < chosen[0].zipped_bytes):
@@ -391,6 +425,7 @@ def search(
         metric=metric,
         budget_kind=budget_kind,
         budget=budget,
+        margin_standard_errors=margin,
         float_quality=float_quality,
         float_zipped_bytes=tflite_size(to_tflite(teacher)).zipped_bytes,
         validation_examples=len(validation),
