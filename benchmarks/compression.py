@@ -206,7 +206,7 @@ def benchmark_search(run: Trained) -> dict[str, Any]:
     timed: dict[str, Any] = {}
     for label, recipe in (
         ("single recipe", SINGLE_RECIPES[config.name]),
-        ("search", config.compression),
+        ("search", config.resolved_compression),
     ):
         recipe = recipe.model_copy(update={"report_examples": whole_eval})
         started = time.monotonic()

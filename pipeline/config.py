@@ -676,6 +676,16 @@ class LeanlineConfig(_Strict):
             return bound
         return DEFAULT_SEARCH_BUDGET["regression" if self.model.is_regression else "classification"]
 
+    @property
+    def resolved_compression(self) -> CompressionConfig:
+        """The compression section with the search's budget filled in (`search_budget`)."""
+        search = self.compression.search
+        if search is None or search.max_quality_loss is not None:
+            return self.compression
+        return self.compression.model_copy(
+            update={"search": search.model_copy(update={"max_quality_loss": self.search_budget})}
+        )
+
     def resolve(self, path: str) -> str:
         """Absolute path for a config path: `package:` URIs, ~, and paths relative to the YAML."""
         return resolve_path(path, Path(self.config_dir))
@@ -841,9 +851,9 @@ def custom_config(
     cache. (Only the module's own file counts, not what it imports.)
     """
     sections_data = {section: getattr(config, section).model_dump() for section in sections}
-    if config.compression.search is not None and "compression" in sections:
-        # The Compressor sees no thresholds: it gets the budget resolved.
-        sections_data["compression"]["search"]["max_quality_loss"] = config.search_budget
+    if "compression" in sections:
+        # The Compressor sees no thresholds: it gets the search's budget resolved.
+        sections_data["compression"] = config.resolved_compression.model_dump()
     if "model" in sections:
         model = sections_data["model"] = resolved_model(config)
         source = _module_source(model["module"]) if model["module"] else None
