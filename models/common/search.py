@@ -414,7 +414,7 @@ def search(
             relative=budget_kind == "relative",
         )
         trial.standard_error = paired.standard_error
-        trial.within_budget = paired.loss + margin * paired.standard_error <= budget
+        trial.within_budget = bool(paired.loss + margin * paired.standard_error <= budget)
         trial.outcome = "within budget" if trial.within_budget else "over budget"
         trial.seconds = clock() - trial_start
         if trial.within_budget and (chosen is None or trial.zipped_bytes < chosen[0].zipped_bytes):
