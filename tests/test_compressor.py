@@ -428,7 +428,9 @@ def test_the_search_keeps_the_smallest_candidate_within_budget(digits_model, dig
     assert failed.zipped_bytes < kept.zipped_bytes < dense.estimated_zipped_bytes
     # The dense model cannot be smaller than the chosen one: skipped, not trained.
     assert dense.zipped_bytes is None and dense.outcome.startswith("skipped: its estimate")
-    assert result.stopped.startswith("stopped early")
+    # Bisection: the middle candidate first, then the smaller half.
+    assert (kept.order, failed.order, dense.order) == (1, 2, None)
+    assert result.stopped == "bisection done: no smaller candidate can be within budget"
     assert result.chosen_recipe.pruning.target_sparsity == 0.5
     assert result.chosen_recipe.quantization == "int8_ptq" and result.chosen_recipe.search is None
     assert compression.tflite_size(result.chosen.tflite).zipped_bytes == kept.zipped_bytes
@@ -443,6 +445,7 @@ def test_a_search_with_nothing_within_budget_says_so(digits_model, digits_rows):
     assert result.chosen is None and result.chosen_recipe is None
     (trial,) = result.trials
     assert trial.outcome == "over budget" and not trial.chosen
+    assert result.stopped == "even the largest candidate is over budget"
     message = result.nothing_found()
     assert message.startswith(
         "compression.search found no candidate within its budget (accuracy down at most "
@@ -458,7 +461,7 @@ def test_a_search_stops_at_its_trial_budget(digits_model, digits_rows):
 
     assert [trial.outcome for trial in result.trials] == [
         "over budget",
-        "skipped: max_trials reached",
+        "skipped: max_trials (1) reached",
     ]
     assert result.chosen is None and "max_trials (1)" in result.stopped
 

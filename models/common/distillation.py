@@ -19,7 +19,7 @@ from collections.abc import Callable
 import tensorflow as tf
 import tf_keras as keras
 
-from models.common.train import LABEL_SCALE_LAYER
+from models.common.train import LABEL_SCALE_LAYER, RANDOM_SEED
 from pipeline.config import DistillationConfig, ModelConfig
 
 # Probabilities are clipped this far from 0 and 1 before their logits are taken.
@@ -120,6 +120,7 @@ def distill(
     """A student of `config`'s sizes, built by `build_student` and trained
     `config.epochs` epochs on `data` (repeating `(features, label)` batches) against
     `teacher`'s predictions; `teacher` is left as it was."""
+    keras.utils.set_random_seed(RANDOM_SEED)
     student = in_teacher_units(build_student(config.of(model)), teacher)
     distiller = Distiller(student, teacher, model, config)
     distiller.compile(optimizer=keras.optimizers.Adam(learning_rate=learning_rate))

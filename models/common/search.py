@@ -7,12 +7,12 @@ of that TFLite on validation rows held out of the train split, against the train
 model's on the same rows. The eval split is not an input here: the gates judge on it,
 and choosing on the gates' own rows would overfit them.
 
-Trials run in the order of an estimated size, read off a cheap copy of each candidate
-(its starting model with the smallest weights zeroed, converted as it would be, no
-training): the graph, the inputs and the non-zero weights set most of the bytes. Once
-a candidate is within budget, every candidate whose estimate is no smaller is skipped:
-it cannot win. Distilled students and pruned models are trained once and shared by the
-candidates that start from them.
+Candidates are sorted by an estimated size, read off a cheap copy of each (its starting
+model with the smallest weights zeroed, converted as it would be, no training): the
+graph, the inputs and the non-zero weights set most of the bytes. They are bisected,
+taking quality to grow with size: a candidate within budget rules out every larger one
+(it cannot win), one over budget every smaller one. Distilled students and pruned
+models are trained once and shared by the candidates that start from them.
 """
 
 from __future__ import annotations
@@ -130,6 +130,8 @@ class Trial:
     seconds: float = 0.0
     # "within budget", "over budget", or why it was skipped.
     outcome: str = ""
+    # When it ran: 1 for the first trial; None when skipped.
+    order: int | None = None
     chosen: bool = False
 
 
@@ -356,31 +358,19 @@ def search(
         ),
         key=lambda pair: (pair[0], _TRAINING_COST[pair[1].quantization], pair[1].sparsity),
     )
-    trials: list[Trial] = []
-    chosen: tuple[Trial, CompressedModel, Candidate] | None = None
-    stopped = "every candidate was tried"
-    for estimate, candidate in estimated:
-        trial = Trial(
+    trials = [
+        Trial(
             recipe=candidate.words(),
             student=candidate.student.sizes() if candidate.student else None,
             sparsity=candidate.sparsity,
             quantization=candidate.quantization,
             estimated_zipped_bytes=estimate,
         )
-        trials.append(trial)
-        ran = sum(t.zipped_bytes is not None for t in trials)
-        if chosen is not None and trial.estimated_zipped_bytes >= chosen[0].zipped_bytes:
-            trial.outcome = "skipped: its estimate is no smaller than the chosen candidate"
-            stopped = "stopped early: no larger candidate can be smaller than the chosen one"
-            continue
-        if ran >= search_config.max_trials:
-            trial.outcome = "skipped: max_trials reached"
-            stopped = f"stopped at max_trials ({search_config.max_trials})"
-            continue
-        if clock() - started >= 60 * search_config.max_minutes:
-            trial.outcome = "skipped: max_minutes reached"
-            stopped = f"stopped at max_minutes ({search_config.max_minutes:g})"
-            continue
+        for estimate, candidate in estimated
+    ]
+
+    def run_trial(index: int) -> CompressedModel:
+        trial, candidate = trials[index], estimated[index][1]
         trial_start = clock()
         start = trained(candidate.student)
         pruned_layers: list[str] = []
@@ -391,16 +381,10 @@ def search(
                 candidate.sparsity,
             )
             if key not in pruned:
-                recipe = candidate.recipe(config)
-                pruned[key] = prune(start, recipe.pruning, fine_tuning, epochs)
+                pruned[key] = prune(start, candidate.recipe(config).pruning, fine_tuning, epochs)
             start = pruned[key]
         compressed = quantize(
-            start,
-            candidate.quantization,
-            fine_tuning,
-            inputs.calibration,
-            epochs,
-            pruned_layers,
+            start, candidate.quantization, fine_tuning, inputs.calibration, epochs, pruned_layers
         )
         trial.zipped_bytes = tflite_size(compressed.tflite).zipped_bytes
         trial.weights = int(compressed.keras_model.count_params())
@@ -417,10 +401,47 @@ def search(
         trial.within_budget = bool(paired.loss + margin * paired.standard_error <= budget)
         trial.outcome = "within budget" if trial.within_budget else "over budget"
         trial.seconds = clock() - trial_start
-        if trial.within_budget and (chosen is None or trial.zipped_bytes < chosen[0].zipped_bytes):
-            chosen = (trial, compressed, candidate)
+        return compressed
+
+    # Bisection over the candidates in estimated-size order, taking quality to grow with
+    # size: a candidate within budget rules out every larger one (none can be smaller),
+    # one over budget every smaller one (each presumed over too).
+    chosen: tuple[int, CompressedModel] | None = None
+    low, high, ran = 0, len(trials) - 1, 0
+    stopped = "bisection done: no smaller candidate can be within budget"
+    while low <= high:
+        if ran >= search_config.max_trials:
+            stopped = f"stopped at max_trials ({search_config.max_trials})"
+            break
+        if clock() - started >= 60 * search_config.max_minutes:
+            stopped = f"stopped at max_minutes ({search_config.max_minutes:g})"
+            break
+        middle = (low + high) // 2
+        compressed = run_trial(middle)
+        ran += 1
+        trials[middle].order = ran
+        if trials[middle].within_budget:
+            if chosen is None or trials[middle].zipped_bytes < trials[chosen[0]].zipped_bytes:
+                chosen = (middle, compressed)
+            high = middle - 1
+        else:
+            low = middle + 1
+    else:
+        if chosen is None:
+            stopped = "even the largest candidate is over budget"
+    for index, trial in enumerate(trials):
+        if trial.zipped_bytes is not None:
+            continue
+        if chosen is not None and trial.estimated_zipped_bytes >= trials[chosen[0]].zipped_bytes:
+            trial.outcome = "skipped: its estimate is no smaller than the chosen candidate"
+        elif low <= index <= high:
+            trial.outcome = f"skipped: {stopped.removeprefix('stopped at ')} reached"
+        elif index < low:
+            trial.outcome = "skipped: smaller than a candidate over budget"
+        else:
+            trial.outcome = "skipped: larger than a candidate within budget"
     if chosen is not None:
-        chosen[0].chosen = True
+        trials[chosen[0]].chosen = True
     return SearchResult(
         metric=metric,
         budget_kind=budget_kind,
@@ -435,5 +456,5 @@ def search(
         stopped=stopped,
         seconds=clock() - started,
         chosen=chosen[1] if chosen else None,
-        chosen_recipe=chosen[2].recipe(config) if chosen else None,
+        chosen_recipe=estimated[chosen[0]][1].recipe(config) if chosen else None,
     )
