@@ -30,13 +30,15 @@ from components.compressor import (
 )
 from models.common import compression
 from models.common import search as search_module
+from models.common.data import LabelStats
 from models.common.distillation import distill
 from models.common.export import OUTPUTS_KEY
 from models.common.features import LABEL_KEY, ModelInput
-from models.common.train import compile_model
+from models.common.train import LABEL_SCALE_LAYER, compile_model, in_label_units
 from models.digits.features import IMAGE_KEY, PIXEL_COLUMNS
 from models.digits.model import build_model
 from models.digits.preprocessing import preprocessing_fn
+from models.tabular.model import build_model as build_tabular
 from pipeline.config import (
     CompressionConfig,
     DistillationConfig,
@@ -252,7 +254,12 @@ def _compressor_pipeline(trained: TinyTrainedModel, root: Path):
     config = trained.config
 
     def compressor(name: str, **compression_changes) -> Compressor:
-        settings = {**config.compression.model_dump(), "fine_tune_epochs": 2, **compression_changes}
+        settings = {
+            **config.compression.model_dump(),
+            "search": None,  # one fixed recipe here; the search has its own tests
+            "fine_tune_epochs": 2,
+            **compression_changes,
+        }
         custom = {**custom_config(config), "compression": settings}
         return Compressor(
             model=model.outputs["result"],
@@ -493,3 +500,62 @@ def test_a_candidates_loss_is_paired_row_by_row_with_its_standard_error():
     # An error's growth is relative to the trained model's mean error.
     errors = search_module.PairedLoss.of(np.array([2.0, 4.0]), np.array([2.0, 2.0]), relative=True)
     assert errors.loss == pytest.approx(0.5) and errors.standard_error == pytest.approx(0.5)
+
+
+def test_a_distilled_regressor_keeps_the_label_units(digits_rows):
+    """The digit's value as a number, learned from the 64 pixels by the tabular network."""
+    train, eval_rows = digits_rows
+    pixels = ModelInput("pixels", tf.float32, (64,), None)
+    regression = ModelConfig(
+        family="tabular",
+        task="regression",
+        features={"numeric": ["pixels"]},
+        label={"column": "digit"},
+        hidden_units=[64, 32],
+    )
+    labels = train.labels.astype(np.float32)
+
+    def build(model: ModelConfig) -> keras.Model:
+        return build_tabular({"pixels": pixels}, model)
+
+    keras.utils.set_random_seed(0)
+    stats = LabelStats(len(labels), 0, float(labels.mean()), float(labels.std()), 0.0, 9.0)
+    teacher = in_label_units(build(regression), stats)
+    compile_model(teacher, regression, 1e-3)
+    data = (
+        tf.data.Dataset.from_tensor_slices(({"pixels": train.features[IMAGE_KEY]}, labels))
+        .shuffle(len(labels), seed=0)
+        .repeat()
+        .batch(BATCH_SIZE, drop_remainder=True)
+    )
+    steps = len(labels) // BATCH_SIZE
+    teacher.fit(data, epochs=6, steps_per_epoch=steps, verbose=0)
+
+    student = distill(
+        teacher,
+        build,
+        regression,
+        DistillationConfig(hidden_units=[8], epochs=12),
+        data,
+        steps,
+        1e-3,
+    )
+
+    assert student.get_layer(LABEL_SCALE_LAYER).get_config() == {
+        **teacher.get_layer(LABEL_SCALE_LAYER).get_config(),
+        "name": LABEL_SCALE_LAYER,
+    }
+    assert student.count_params() < teacher.count_params() / 4
+
+    def mae(model: keras.Model) -> float:
+        predicted = model.predict({"pixels": eval_rows.features[IMAGE_KEY]}, verbose=0)
+        return float(np.mean(np.abs(predicted.reshape(-1) - eval_rows.labels)))
+
+    # In the label's units (0..9), and loosely: better than answering the train mean,
+    # within twice the teacher's error.
+    mean_answer = float(np.mean(np.abs(stats.mean - eval_rows.labels)))
+    assert mae(student) < min(0.85 * mean_answer, 2 * mae(teacher)), (
+        mae(student),
+        mae(teacher),
+        mean_answer,
+    )
