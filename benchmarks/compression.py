@@ -26,7 +26,7 @@ import tf_keras as keras
 
 from benchmarks.pipeline import replace_readme_block
 from components.compressor.executor import compress_as_configured
-from models.common import compression
+from models.common import compression, compression_report
 from models.common.data import count_examples
 from models.common.export import KERAS_MODEL_FILE
 from pipeline.config import CompressionConfig, LeanlineConfig, load_config
@@ -189,7 +189,7 @@ def benchmark_dataset(run: Trained) -> dict[str, Any]:
         compressed = compression.compress(
             run.float_model, mode_config, inputs.fine_tuning, inputs.calibration
         )
-        report = compression.measure(
+        report = compression_report.measure(
             run.float_model, compressed, mode_config, eval_rows, config.model
         )
         reports[mode] = report.to_json()
@@ -217,7 +217,7 @@ def benchmark_search(run: Trained) -> dict[str, Any]:
             run.float_model, config.model, recipe, inputs, run.tf_transform_output
         )
         seconds = time.monotonic() - started
-        report = compression.measure(
+        report = compression_report.measure(
             run.float_model,
             compressed,
             chosen,

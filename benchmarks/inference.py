@@ -1,7 +1,7 @@
 """Inference benchmark: the served models of a finished run, at batch 1 and batch 32.
 
 Takes the run a `leanline run` left in an output directory (default: the config's) and
-times, with the compression report's own timing code (`compression.latency`, one
+times, with the compression report's own timing code (`measurement.latency`, one
 interpreter thread), on eval rows with a value in every served feature:
 
 - float and compressed SavedModel on `serving_raw` (one tensor per raw feature, the
@@ -41,7 +41,7 @@ from components.compressor.executor import (
     TRANSFORMED_INPUTS_TFLITE_FILE,
     tflite_model_path,
 )
-from models.common import compression
+from models.common import compression, measurement, tflite
 from models.common.data import raw_rows, read_split_examples
 from models.common.export import (
     EXAMPLES_INPUT,
@@ -99,10 +99,10 @@ def node_artifacts(
 
 def signature_predictor(
     path: str, signature: str, specs: dict[str, tf.TensorSpec]
-) -> compression.Predict:
+) -> measurement.Predict:
     serve = tf.saved_model.load(path).signatures[signature]
 
-    def predict(features: compression.Features) -> np.ndarray:
+    def predict(features: tflite.Features) -> np.ndarray:
         inputs = {name: tf.constant(values, specs[name].dtype) for name, values in features.items()}
         return serve(**inputs)[OUTPUTS_KEY].numpy()
 
@@ -145,11 +145,11 @@ def measure(config: LeanlineConfig, output_dir: Path) -> dict[str, Any]:
             {EXAMPLES_INPUT: serialized.numpy()},
         ),
         "compressed end-to-end TFLite": (
-            compression.TfliteModel((tflite_dir / TFLITE_FILE).read_bytes()),
+            tflite.TfliteModel((tflite_dir / TFLITE_FILE).read_bytes()),
             raw,
         ),
         "compressed TFLite, model alone": (
-            compression.TfliteModel((tflite_dir / TRANSFORMED_INPUTS_TFLITE_FILE).read_bytes()),
+            tflite.TfliteModel((tflite_dir / TRANSFORMED_INPUTS_TFLITE_FILE).read_bytes()),
             transformed,
         ),
     }
@@ -157,7 +157,7 @@ def measure(config: LeanlineConfig, output_dir: Path) -> dict[str, Any]:
     for name, (predict, features) in variants.items():
         timings = {}
         for size in BATCH_SIZES:
-            timed = compression.latency(predict, features, size)
+            timed = measurement.latency(predict, features, size)
             timings[f"batch_{size}"] = {
                 "p50_ms": timed.p50_ms,
                 "p95_ms": timed.p95_ms,
@@ -172,8 +172,8 @@ def measure(config: LeanlineConfig, output_dir: Path) -> dict[str, Any]:
         "dataset": config.name,
         "model_uri": model_uri,
         "compressed_model_uri": compressed_uri,
-        "interpreter": compression.INTERPRETER,
-        "tflite_threads": compression.TFLITE_THREADS,
+        "interpreter": tflite.INTERPRETER,
+        "tflite_threads": tflite.TFLITE_THREADS,
         "load_average": round(os.getloadavg()[0], 1),
         "machine": machine(),
         "end_to_end_tflite_speedup_batch_1": speedup,

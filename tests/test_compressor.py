@@ -28,12 +28,13 @@ from components.compressor import (
     Compressor,
     tflite_model_path,
 )
-from models.common import compression
+from models.common import compression, compression_report, measurement, pruning, tflite
 from models.common import search as search_module
 from models.common.data import LabelStats
 from models.common.distillation import distill
 from models.common.export import OUTPUTS_KEY
 from models.common.features import LABEL_KEY, ModelInput
+from models.common.fine_tuning import FineTuning
 from models.common.train import LABEL_SCALE_LAYER, compile_model, in_label_units
 from models.digits.features import IMAGE_KEY, PIXEL_COLUMNS
 from models.digits.model import build_model
@@ -101,14 +102,14 @@ def _build_digits(model: ModelConfig) -> keras.Model:
     return build_model({IMAGE_KEY: ModelInput(IMAGE_KEY, tf.float32, (64,), None)}, model)
 
 
-def _fine_tuning(train: compression.LabeledRows) -> compression.FineTuning:
+def _fine_tuning(train: compression.LabeledRows) -> FineTuning:
     data = (
         tf.data.Dataset.from_tensor_slices((train.features, train.labels))
         .shuffle(len(train), seed=0)
         .repeat()
         .batch(BATCH_SIZE, drop_remainder=True)
     )
-    return compression.FineTuning(data, len(train) // BATCH_SIZE, DIGITS_CONFIG.model, 1e-3)
+    return FineTuning(data, len(train) // BATCH_SIZE, DIGITS_CONFIG.model, 1e-3)
 
 
 @pytest.fixture(scope="module")
@@ -127,10 +128,10 @@ def _config(**changes) -> CompressionConfig:
     return CompressionConfig.model_validate({"fine_tune_epochs": 2, **changes})
 
 
-def _compress_and_measure(model, rows, config: CompressionConfig) -> compression.Report:
+def _compress_and_measure(model, rows, config: CompressionConfig) -> compression_report.Report:
     train, eval_rows = rows
     compressed = compression.compress(model, config, _fine_tuning(train), train.features)
-    return compression.measure(model, compressed, config, eval_rows, DIGITS_CONFIG.model)
+    return compression_report.measure(model, compressed, config, eval_rows, DIGITS_CONFIG.model)
 
 
 def test_pruning_reaches_the_target_and_leaves_the_float_model_alone(digits_model, digits_rows):
@@ -138,28 +139,28 @@ def test_pruning_reaches_the_target_and_leaves_the_float_model_alone(digits_mode
     weights_before = [w.copy() for w in digits_model.get_weights()]
     config = PruningConfig(target_sparsity=0.8)
 
-    pruned = compression.prune(digits_model, config, _fine_tuning(train), epochs=2)
+    pruned = pruning.prune(digits_model, config, _fine_tuning(train), epochs=2)
 
-    sparsity = compression.sparsity_by_layer(pruned)
-    assert compression.pruning_targets(digits_model, "all") == ["conv_0", "conv_1", "hidden_0"]
+    sparsity = pruning.sparsity_by_layer(pruned)
+    assert pruning.pruning_targets(digits_model, "all") == ["conv_0", "conv_1", "hidden_0"]
     for layer in ("conv_0", "conv_1", "hidden_0"):
         assert sparsity[layer] == pytest.approx(0.8, abs=0.01)
     assert sparsity["probabilities"] == 0.0  # the output layer is never pruned
     for before, after in zip(weights_before, digits_model.get_weights(), strict=True):
         np.testing.assert_array_equal(before, after)
-    assert compression.sparsity_by_layer(digits_model)["hidden_0"] < 0.01
+    assert pruning.sparsity_by_layer(digits_model)["hidden_0"] < 0.01
 
 
 def test_pruning_only_the_layers_asked_for(digits_model):
-    assert compression.pruning_targets(digits_model, "conv") == ["conv_0", "conv_1"]
-    assert compression.pruning_targets(digits_model, "dense") == ["hidden_0"]
+    assert pruning.pruning_targets(digits_model, "conv") == ["conv_0", "conv_1"]
+    assert pruning.pruning_targets(digits_model, "dense") == ["hidden_0"]
 
 
 def test_int8_tflite_holds_int8_tensors_and_agrees_with_keras(digits_model, digits_rows):
     train, eval_rows = digits_rows
-    float_model = compression.TfliteModel(compression.to_tflite(digits_model))
-    int8_model = compression.TfliteModel(
-        compression.to_tflite(digits_model, "int8", compression.take_rows(train.features, 128))
+    float_model = tflite.TfliteModel(tflite.to_tflite(digits_model))
+    int8_model = tflite.TfliteModel(
+        tflite.to_tflite(digits_model, "int8", tflite.take_rows(train.features, 128))
     )
 
     assert "int8" not in float_model.tensor_dtype_counts()
@@ -167,7 +168,7 @@ def test_int8_tflite_holds_int8_tensors_and_agrees_with_keras(digits_model, digi
     assert int8_model.tensor_dtype_counts()["int8"] >= 10
     assert [i["key"] for i in int8_model.inputs()] == [IMAGE_KEY]
     keras_classes = digits_model.predict(eval_rows.features, verbose=0).argmax(axis=1)
-    int8_classes = compression.predict_in_batches(int8_model, eval_rows.features).argmax(axis=1)
+    int8_classes = measurement.predict_in_batches(int8_model, eval_rows.features).argmax(axis=1)
     assert np.mean(keras_classes == int8_classes) > 0.95
 
 
@@ -223,8 +224,8 @@ def test_plans_that_undo_themselves_are_rejected(changes, message):
 
 def test_pruning_must_end_within_fine_tuning():
     with pytest.raises(UserError, match="past the last fine-tuning step"):
-        compression.pruning_schedule(PruningConfig(end_step=500), total_steps=100)
-    schedule = compression.pruning_schedule(PruningConfig(begin_step=10), total_steps=100)
+        pruning.pruning_schedule(PruningConfig(end_step=500), total_steps=100)
+    schedule = pruning.pruning_schedule(PruningConfig(begin_step=10), total_steps=100)
     # Mask updates fall on begin + k * frequency; the last one at or before step 99.
     end, frequency = schedule.get_config()["config"]["end_step"], schedule.frequency
     assert (end - 10) % frequency == 0 and 99 - frequency < end <= 99
@@ -332,9 +333,9 @@ def test_compressor_component_in_a_pipeline(trained_taxi_model: TinyTrainedModel
     assert all(sparsity[layer] > target - 0.05 for layer in report["pruned_layers"])
 
     # The TFLite file is the int8 model the report measured.
-    tflite = Path(tflite_model_path(str(compressed_uri))).read_bytes()
-    assert len(tflite) == sizes["compressed_tflite"]["bytes"]
-    assert compression.TfliteModel(tflite).tensor_dtype_counts()["int8"] >= 5
+    shipped = Path(tflite_model_path(str(compressed_uri))).read_bytes()
+    assert len(shipped) == sizes["compressed_tflite"]["bytes"]
+    assert tflite.TfliteModel(shipped).tensor_dtype_counts()["int8"] >= 5
 
     # Format-Serving serves raw tf.Examples like the Trainer's model.
     raw_spec = tft.TFTransformOutput(trained_taxi_model.transform_graph_uri).raw_feature_spec()
@@ -389,11 +390,11 @@ def test_a_distilled_student_has_fewer_weights_and_stays_close(digits_model, dig
 
     assert [layer.filters for layer in student.layers if hasattr(layer, "filters")] == [4, 8]
     assert student.count_params() < digits_model.count_params() / 10
-    teacher = compression.predict_in_batches(
-        compression.keras_predictor(digits_model), eval_rows.features
+    teacher = measurement.predict_in_batches(
+        measurement.keras_predictor(digits_model), eval_rows.features
     )
-    distilled = compression.predict_in_batches(
-        compression.keras_predictor(student), eval_rows.features
+    distilled = measurement.predict_in_batches(
+        measurement.keras_predictor(student), eval_rows.features
     )
     teacher_accuracy = np.mean(teacher.argmax(axis=1) == eval_rows.labels)
     student_accuracy = np.mean(distilled.argmax(axis=1) == eval_rows.labels)
@@ -408,7 +409,7 @@ def test_a_distilled_student_has_fewer_weights_and_stays_close(digits_model, dig
 def _search_inputs(train: compression.LabeledRows) -> compression.CompressionInputs:
     fitting, held_out = _split_for_search(train)
     return compression.CompressionInputs(
-        _fine_tuning(fitting), compression.take_rows(fitting.features, 64), held_out, []
+        _fine_tuning(fitting), tflite.take_rows(fitting.features, 64), held_out, []
     )
 
 
@@ -440,7 +441,7 @@ def test_the_search_keeps_the_smallest_candidate_within_budget(digits_model, dig
     assert result.stopped == "bisection done: no smaller candidate can be within budget"
     assert result.chosen_recipe.pruning.target_sparsity == 0.5
     assert result.chosen_recipe.quantization == "int8_ptq" and result.chosen_recipe.search is None
-    assert compression.tflite_size(result.chosen.tflite).zipped_bytes == kept.zipped_bytes
+    assert measurement.tflite_size(result.chosen.tflite).zipped_bytes == kept.zipped_bytes
     assert result.validation_examples == 300
     assert result.float_zipped_bytes > kept.zipped_bytes
     assert "**trained model, 50% pruned, int8_ptq**" in result.markdown()

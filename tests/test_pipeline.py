@@ -120,9 +120,10 @@ def _eval_examples(config: LeanlineConfig) -> tf.Tensor:
 
 
 def test_the_version_holds_an_end_to_end_tflite_that_answers_as_the_saved_model(taxi_run):
-    from models.common.compression import TfliteModel, predict_in_batches
     from models.common.data import raw_rows
     from models.common.export import is_present, raw_specs
+    from models.common.measurement import predict_in_batches
+    from models.common.tflite import TfliteModel
     from models.common.tflite_format import tf_serving_signatures
     from serving.check import check_servable, flex_or_custom_ops
 
@@ -173,10 +174,11 @@ def test_the_end_to_end_transform_is_proven_equal_to_tfts(taxi_run):
     import tensorflow_transform as tft
     import tf_keras as keras
 
-    from models.common.compression import TfliteModel, predict_in_batches
     from models.common.data import raw_rows
     from models.common.end_to_end import builtin_transform_for, to_end_to_end_tflite
     from models.common.export import raw_specs
+    from models.common.measurement import predict_in_batches
+    from models.common.tflite import TfliteModel
 
     config, _, _ = taxi_run
     (trainer_dir,) = config.output_path.glob("pipeline/Trainer/model/*")
@@ -214,9 +216,10 @@ def _tfma_overall(evaluation_dir: Path) -> dict[tuple[str, str], float]:
 def test_the_compression_gate_judges_both_end_to_end_tflites_on_the_whole_eval_split(taxi_run):
     """TFMA ran the shipped TFLite file and the float one of the run (not the SavedModels)
     on every eval row: its accuracies are those of the two files run here by hand."""
-    from models.common.compression import TfliteModel, predict_in_batches
     from models.common.data import raw_rows
     from models.common.export import raw_specs
+    from models.common.measurement import predict_in_batches
+    from models.common.tflite import TfliteModel
 
     config, _, summary = taxi_run
     (version,) = _versions(config)

@@ -275,7 +275,7 @@ def test_a_built_model_must_fit_the_task_and_a_regressor_answers_in_label_units(
 def test_pruning_spares_the_layer_that_computes_a_regressors_output():
     import tf_keras as keras
 
-    from models.common.compression import pruning_targets
+    from models.common.pruning import pruning_targets
     from models.common.train import in_label_units
 
     inputs = keras.Input(shape=(2,), name="x_xf")

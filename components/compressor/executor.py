@@ -43,7 +43,7 @@ from tfx.types import artifact_utils, standard_artifact_utils
 from tfx.utils import io_utils, json_utils, path_utils
 
 from components.compressor.tflite_examples import write_tflite_examples
-from models.common import compression, search
+from models.common import compression, compression_report, measurement, search, tflite
 from models.common.data import read_split_examples
 from models.common.distillation import distill
 from models.common.end_to_end import EndToEnd, build_end_to_end, end_to_end_markdown
@@ -189,9 +189,9 @@ def _pass_through(
     io_utils.copy_dir(
         path_utils.serving_model_path(model_uri), path_utils.serving_model_path(compressed.uri)
     )
-    tflite = compression.to_tflite(float_model)
-    _write_tflite(compressed.uri, tflite, end_to_end=None)
-    size = compression.tflite_size(tflite)
+    float_tflite = tflite.to_tflite(float_model)
+    _write_tflite(compressed.uri, float_tflite, end_to_end=None)
+    size = measurement.tflite_size(float_tflite)
     message = "compression.enabled is false: the Trainer's model is passed on unchanged"
     _write_report(
         report.uri,
@@ -206,7 +206,7 @@ def _pass_through(
     report.set_int_custom_property(COMPRESSED_TFLITE_ZIPPED_PROPERTY, size.zipped_bytes)
 
 
-def _record_headline(report_artifact: types.Artifact, report: compression.Report) -> None:
+def _record_headline(report_artifact: types.Artifact, report: compression_report.Report) -> None:
     report_artifact.set_int_custom_property(ENABLED_PROPERTY, 1)
     report_artifact.set_string_custom_property(QUALITY_METRIC_PROPERTY, report.quality_metric)
     for name in FLOAT_PROPERTIES:
@@ -297,7 +297,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         compressed, recipe, searched = compress_as_configured(
             float_model, model, config, inputs, tf_transform_output
         )
-        report = compression.measure(
+        report = compression_report.measure(
             float_model,
             compressed,
             recipe,

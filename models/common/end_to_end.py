@@ -30,14 +30,7 @@ import tensorflow as tf
 import tensorflow_transform as tft
 import tf_keras as keras
 
-from models.common.compression import (
-    CompressedModel,
-    TfliteModel,
-    TfliteOptimization,
-    latency,
-    predict_in_batches,
-    tflite_size,
-)
+from models.common.compression import CompressedModel
 from models.common.data import raw_rows
 from models.common.export import (
     OUTPUTS_KEY,
@@ -49,7 +42,9 @@ from models.common.export import (
     raw_specs,
 )
 from models.common.features import ANALYZED_PREFIX, LABEL_KEY
+from models.common.measurement import latency, predict_in_batches, tflite_size
 from models.common.quality import QUALITY_TITLES, format_quality, quality
+from models.common.tflite import TfliteModel, TfliteOptimization
 from models.common.tflite_format import with_tf_serving_signatures, without_debug_strings
 from pipeline.config import ModelConfig
 from pipeline.errors import UserError

@@ -26,22 +26,15 @@ import numpy as np
 import tf_keras as keras
 
 from models.common.compression import (
-    PRUNED_WEIGHT_NAMES,
     CompressedModel,
     CompressionInputs,
     LabeledRows,
-    TfliteModel,
-    keras_predictor,
-    predict_in_batches,
-    prune,
-    pruning_targets,
     quantize,
     recipe_words,
-    take_rows,
-    tflite_size,
-    to_tflite,
 )
 from models.common.distillation import distill
+from models.common.measurement import keras_predictor, predict_in_batches, tflite_size
+from models.common.pruning import PRUNED_WEIGHT_NAMES, prune, pruning_targets
 from models.common.quality import (
     HEADLINE_METRIC,
     QUALITY_TITLES,
@@ -50,6 +43,7 @@ from models.common.quality import (
     quality,
     row_losses,
 )
+from models.common.tflite import TfliteModel, take_rows, to_tflite
 from pipeline.config import (
     CompressionConfig,
     DistillationConfig,
