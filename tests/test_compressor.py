@@ -376,17 +376,8 @@ def test_a_distilled_student_has_fewer_weights_and_stays_close(digits_model, dig
     train, eval_rows = digits_rows
     fine_tuning = _fine_tuning(train)
     teacher_weights = [w.copy() for w in digits_model.get_weights()]
-    keras.utils.set_random_seed(0)
 
-    student = distill(
-        digits_model,
-        _build_digits,
-        DIGITS_CONFIG.model,
-        STUDENT,
-        fine_tuning.data,
-        fine_tuning.steps_per_epoch,
-        1e-3,
-    )
+    student = distill(digits_model, _build_digits, STUDENT, fine_tuning)
 
     assert [layer.filters for layer in student.layers if hasattr(layer, "filters")] == [4, 8]
     assert student.count_params() < digits_model.count_params() / 10
@@ -535,11 +526,8 @@ def test_a_distilled_regressor_keeps_the_label_units(digits_rows):
     student = distill(
         teacher,
         build,
-        regression,
         DistillationConfig(hidden_units=[8], epochs=12),
-        data,
-        steps,
-        1e-3,
+        FineTuning(data, steps, regression, 1e-3),
     )
 
     assert student.get_layer(LABEL_SCALE_LAYER).get_config() == {

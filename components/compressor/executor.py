@@ -245,16 +245,7 @@ def compress_as_configured(
         return searched.chosen, searched.chosen_recipe, searched
     start = float_model
     if config.distillation is not None:
-        fine_tuning = inputs.fine_tuning
-        start = distill(
-            float_model,
-            build_student,
-            model,
-            config.distillation,
-            fine_tuning.data,
-            fine_tuning.steps_per_epoch,
-            fine_tuning.learning_rate,
-        )
+        start = distill(float_model, build_student, config.distillation, inputs.fine_tuning)
     return compression.compress(start, config, inputs.fine_tuning, inputs.calibration), config, None
 
 

@@ -19,6 +19,7 @@ from collections.abc import Callable
 import tensorflow as tf
 import tf_keras as keras
 
+from models.common.fine_tuning import FineTuning
 from models.common.train import LABEL_SCALE_LAYER, RANDOM_SEED
 from pipeline.config import DistillationConfig, ModelConfig
 
@@ -111,19 +112,22 @@ def in_teacher_units(student: keras.Model, teacher: keras.Model) -> keras.Model:
 def distill(
     teacher: keras.Model,
     build_student: Callable[[ModelConfig], keras.Model],
-    model: ModelConfig,
     config: DistillationConfig,
-    data: tf.data.Dataset,
-    steps_per_epoch: int,
-    learning_rate: float,
+    fine_tuning: FineTuning,
 ) -> keras.Model:
     """A student of `config`'s sizes, built by `build_student` and trained
-    `config.epochs` epochs on `data` (repeating `(features, label)` batches) against
-    `teacher`'s predictions; `teacher` is left as it was."""
+    `config.epochs` epochs on the fine-tuning batches against `teacher`'s predictions;
+    `teacher` is left as it was."""
     keras.utils.set_random_seed(RANDOM_SEED)
+    model = fine_tuning.model
     student = in_teacher_units(build_student(config.of(model)), teacher)
     distiller = Distiller(student, teacher, model, config)
-    distiller.compile(optimizer=keras.optimizers.Adam(learning_rate=learning_rate))
-    distiller.fit(data, epochs=config.epochs, steps_per_epoch=steps_per_epoch, verbose=2)
+    distiller.compile(optimizer=keras.optimizers.Adam(learning_rate=fine_tuning.learning_rate))
+    distiller.fit(
+        fine_tuning.data,
+        epochs=config.epochs,
+        steps_per_epoch=fine_tuning.steps_per_epoch,
+        verbose=2,
+    )
     teacher.trainable = True
     return student

@@ -290,7 +290,7 @@ def search(
     clock: Callable[[], float] = time.monotonic,
 ) -> SearchResult:
     """Searches `config.search`'s candidates for the smallest within its budget
-    (`max_quality_loss`, resolved by pipeline.config.custom_config). `inputs` holds the
+    (`max_quality_loss`, as LeanlineConfig.resolved_compression fills it in). `inputs` holds the
     validation rows; the chosen model, if any, is in the result."""
     search_config = config.search
     if search_config is None or inputs.validation is None:
@@ -331,15 +331,7 @@ def search(
             return teacher
         key = student.model_dump_json()
         if key not in distilled:
-            distilled[key] = distill(
-                teacher,
-                build_student,
-                model,
-                student,
-                fine_tuning.data,
-                fine_tuning.steps_per_epoch,
-                fine_tuning.learning_rate,
-            )
+            distilled[key] = distill(teacher, build_student, student, fine_tuning)
         return distilled[key]
 
     estimated = sorted(
