@@ -13,6 +13,7 @@ from models.common.quality import (
     format_quality,
     quality_change_words,
 )
+from pipeline.config import LOWER_IS_BETTER_METRICS
 from pipeline.pipeline import EVALUATE_COMPRESSION
 from pipeline.report import plots
 from pipeline.report.markup import (
@@ -169,6 +170,7 @@ def _search_section(search: dict[str, Any] | None, assets: Path) -> Markup:
         (search["float_zipped_bytes"], search["float_quality"]),
         QUALITY_TITLES[metric],
         assets / SEARCH_PLOT,
+        lower_is_better=metric in LOWER_IS_BETTER_METRICS,
     )
     budget = budget_words(metric, search["budget_kind"], search["budget"])
     rows = [

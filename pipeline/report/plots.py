@@ -78,10 +78,12 @@ def search_frontier(
     float_point: tuple[float, float],
     metric: str,
     path: Path,
+    *,
+    lower_is_better: bool,
 ) -> Path:
     """Every measured trial of the compression search as (zipped size, `metric`'s value on
     the validation rows), the size-quality frontier through them, the trained model's
-    point, and the chosen trial ringed."""
+    point, and the chosen trial ringed. An error's frontier falls, an accuracy's rises."""
     figure = Figure(figsize=(7, 4))
     axes = figure.subplots()
     measured = sorted(
@@ -99,9 +101,10 @@ def search_frontier(
             zorder=3,
         )
     # The frontier: each trial better than every smaller one.
+    sign = -1 if lower_is_better else 1
     frontier, best = [], None
     for trial in measured:
-        if best is None or trial["quality"] > best:
+        if best is None or sign * trial["quality"] > sign * best:
             frontier.append(trial)
             best = trial["quality"]
     axes.step(
