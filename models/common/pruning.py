@@ -118,6 +118,11 @@ def prune(
     return tfmot.sparsity.keras.strip_pruning(pruned)
 
 
+def is_pruned_weight(weight: tf.Variable) -> bool:
+    """Whether `weight` is the kernel or embedding table that pruning zeroes."""
+    return weight.name.rpartition("/")[2].removesuffix(":0") in PRUNED_WEIGHT_NAMES
+
+
 def _pruned_weights(model: keras.Model) -> Iterator[tuple[str, np.ndarray]]:
     """The kernel or embedding table of every prunable layer, by layer name, looking
     inside pruning and quantization wrappers (which track the wrapped variable
@@ -125,11 +130,7 @@ def _pruned_weights(model: keras.Model) -> Iterator[tuple[str, np.ndarray]]:
     for layer in model.layers:
         inner = getattr(layer, "layer", layer)
         if isinstance(inner, PRUNABLE_LAYERS["all"]):
-            (weight,) = (
-                w
-                for w in layer.weights
-                if w.name.rpartition("/")[2].removesuffix(":0") in PRUNED_WEIGHT_NAMES
-            )
+            (weight,) = (w for w in layer.weights if is_pruned_weight(w))
             yield inner.name, weight.numpy()
 
 

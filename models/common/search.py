@@ -34,13 +34,14 @@ from models.common.compression import (
 )
 from models.common.distillation import distill
 from models.common.measurement import keras_predictor, predict_in_batches, tflite_size
-from models.common.pruning import PRUNED_WEIGHT_NAMES, prune, pruning_targets
+from models.common.pruning import is_pruned_weight, prune, pruning_targets
 from models.common.quality import (
     HEADLINE_METRIC,
     QUALITY_TITLES,
     budget_words,
     format_quality,
     quality,
+    quality_change,
     row_losses,
 )
 from models.common.tflite import TfliteModel, take_rows, to_tflite
@@ -240,7 +241,7 @@ def _masked(model: keras.Model, sparsity: float, layers: str) -> keras.Model:
         layer = copy.get_layer(name)
         weights = layer.get_weights()
         for index, weight in enumerate(layer.weights):
-            if weight.name.rpartition("/")[2].removesuffix(":0") in PRUNED_WEIGHT_NAMES:
+            if is_pruned_weight(weight):
                 values = weights[index]
                 cut = np.quantile(np.abs(values), sparsity)
                 weights[index] = np.where(np.abs(values) <= cut, 0, values)
@@ -376,8 +377,10 @@ def search(
         trial.weights = int(compressed.keras_model.count_params())
         predictions = predict_in_batches(TfliteModel(compressed.tflite), validation.features)
         trial.quality = headline(predictions)
-        change = trial.quality - float_quality
-        trial.quality_change = change if budget_kind == "absolute" else change / float_quality
+        change = quality_change(float_quality, trial.quality)
+        trial.quality_change = change[
+            "quality_change" if budget_kind == "absolute" else "quality_relative_change"
+        ]
         paired = PairedLoss.of(
             row_losses(predictions, validation.labels, model),
             float_losses,
