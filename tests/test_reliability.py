@@ -402,7 +402,7 @@ def test_commands_print_no_tensorflow_start_up_lines_without_verbose(tmp_path):
         ),
         (
             {"model": {"family": "transformer", "label": {"column": "tips"}}},
-            "model.family: Input should be 'tabular', 'taxi' or 'digits'",
+            "model.family: Input should be 'tabular', 'taxi', 'digits' or 'text'",
         ),
         ({"data": {"path": "no/such/data.csv"}}, "data.path: path does not exist: "),
         # The name becomes a directory under the output dir: no way out of it.

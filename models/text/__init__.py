@@ -1,0 +1,1 @@
+"""Free text (Rotten Tomatoes reviews, bundled): a small Transformer encoder over token ids."""
