@@ -12,6 +12,8 @@ read the eval split, for the report. It writes:
   `Format-TFLite/model.tflite` (the end-to-end TFLite of models.common.end_to_end: raw
   features in, where the family has a builtin Transform; else the model alone) and
   `Format-TFLite/transformed_inputs.tflite` (the model alone, on Transform's outputs);
+  for text, whose TFLite takes token ids, `Format-TFLite/tokenizer.json` and
+  `vocabulary.txt` beside it (models/text/tokenized_tflite.py);
   with an end-to-end TFLite, a copy of it as `Format-Serving/tflite`, where TFMA reads a
   `tf_lite` model (beside the SavedModel, whose `transform_features` gives TFMA labels);
 - float_model and tflite_examples, with an end-to-end TFLite: the Trainer's SavedModel
@@ -55,6 +57,7 @@ from models.common.features import (
     training_config,
 )
 from models.custom.loader import load_module
+from models.text.tokenized_tflite import ship_tokenizer, tokenized_markdown
 from pipeline.config import CompressionConfig, ModelConfig, gates_judge_tflite
 from pipeline.errors import UserError
 
@@ -78,6 +81,12 @@ END_TO_END_KEY = "end_to_end"
 # Custom properties of compressed_model: "raw" (end-to-end TFLite) or "transformed", and
 # a classifier's end-to-end TFLite's class agreement with the SavedModel on eval rows.
 TFLITE_INPUTS_PROPERTY = "tflite_inputs"
+# What the shipped TFLite takes: "raw" features (end to end), "transformed" features, or
+# TOKEN_IDS_INPUTS (with its tokenizer beside it).
+TOKEN_IDS_INPUTS = "token_ids"
+TOKENIZED_TFLITE_KEY = "tokenized_tflite"
+# The share of eval rows on which the shipped TFLite (fed as a client feeds it: raw
+# features, or the shipped tokenizer's ids) and the SavedModel predict the same class.
 END_TO_END_AGREEMENT_PROPERTY = "end_to_end_class_agreement"
 SEARCH_KEY = "search"
 REPORT_JSON = "report.json"
@@ -162,6 +171,37 @@ def _end_to_end(
     if agreement is not None:
         compressed_artifact.set_float_custom_property(END_TO_END_AGREEMENT_PROPERTY, agreement)
     return end_to_end
+
+
+def _ship_tokenizer(
+    input_dict: dict[str, list[types.Artifact]],
+    compressed: compression.CompressedModel,
+    compressed_artifact: types.Artifact,
+    tf_transform_output: tft.TFTransformOutput,
+    model: ModelConfig,
+    config: CompressionConfig,
+) -> dict[str, Any] | None:
+    """For a TFLite on token ids: its tokenizer beside it, checked with it against the
+    SavedModel on eval rows (the agreement the pusher gates on, as for an end-to-end
+    TFLite); the report's summary. None for other families."""
+    if not model.tflite_takes_token_ids or not input_dict.get(RAW_EXAMPLES_KEY):
+        return None
+    summary = ship_tokenizer(
+        os.path.join(compressed_artifact.uri, TFLITE_DIR),
+        compressed.tflite,
+        path_utils.serving_model_path(compressed_artifact.uri),
+        tf_transform_output,
+        model,
+        tf.constant(
+            read_split_examples(input_dict[RAW_EXAMPLES_KEY][0].uri, config.report_examples),
+            tf.string,
+        ),
+    )
+    compressed_artifact.set_string_custom_property(TFLITE_INPUTS_PROPERTY, TOKEN_IDS_INPUTS)
+    agreed = summary["agreement_with_saved_model"].get("class_agreement")
+    if agreed is not None:
+        compressed_artifact.set_float_custom_property(END_TO_END_AGREEMENT_PROPERTY, agreed)
+    return summary
 
 
 def _write_float_model(model_uri: str, float_artifact: types.Artifact, float_tflite: bytes) -> None:
@@ -315,6 +355,9 @@ class Executor(base_beam_executor.BaseBeamExecutor):
             config,
         )
         _write_tflite(compressed_artifact.uri, compressed.tflite, end_to_end)
+        tokenized = _ship_tokenizer(
+            input_dict, compressed, compressed_artifact, tf_transform_output, model, config
+        )
         if end_to_end is not None:
             _write_float_model(
                 model_uri,
@@ -339,6 +382,9 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         if end_to_end is not None:
             report_json[END_TO_END_KEY] = end_to_end.summary
             markdown += end_to_end_markdown(end_to_end.summary)
+        if tokenized is not None:
+            report_json[TOKENIZED_TFLITE_KEY] = tokenized
+            markdown += tokenized_markdown(tokenized)
         _write_report(report_artifact.uri, report_json, markdown)
         _record_headline(report_artifact, report)
         report_artifact.set_string_custom_property(RECIPE_PROPERTY, report.recipe)

@@ -2,7 +2,8 @@
 
 A push writes `<serving_model_dir>/<version>/` (the SavedModel plus
 `assets.extra/tf_serving_warmup_requests`) and `<tflite_model_dir>/<version>/model.tflite`
-with one version number, through `serving.versions.publish_version`: nothing is
+(with `tokenizer.json` and `vocabulary.txt` beside a TFLite on token ids) with one
+version number, through `serving.versions.publish_version`: nothing is
 visible to TF Serving until the staged version loaded and answered its warm-up
 requests in-process. The PushedModel artifact records the outcome in custom
 properties (`pushed`, `pushed_destination`, `pushed_version`, `not_pushed_reason`)
@@ -41,6 +42,7 @@ from components.compressor.executor import (
 from components.slice_gate.executor import SLICE_FAILURES_PROPERTY, slice_name
 from models.common.data import read_split_examples
 from models.common.export import raw_specs
+from models.text.tokenizer import TOKENIZER_FILE, VOCABULARY_FILE
 from pipeline.errors import UserError
 from serving.check import ServableReport, check_servable
 from serving.versions import publish_version
@@ -133,16 +135,21 @@ class Executor(base_executor.BaseExecutor):
 def format_disagreement(model: types.Artifact, min_agreement: float | None) -> str | None:
     """Why a version whose two formats answer differently must not be published: TF
     Serving may serve either (--prefer_tflite_model), so both must give one answer."""
-    if min_agreement is None or not tflite_takes_raw_features(model):
+    if min_agreement is None:
         return None
     properties = model.mlmd_artifact.custom_properties
     if END_TO_END_AGREEMENT_PROPERTY not in properties:
-        return None  # a regressor: no classes to agree on
+        return None  # a regressor, or a TFLite on transformed features: nothing measured
     agreement = model.get_float_custom_property(END_TO_END_AGREEMENT_PROPERTY)
     if agreement >= min_agreement:
         return None
+    tflite = (
+        "the end-to-end TFLite"
+        if tflite_takes_raw_features(model)
+        else "the TFLite on its tokenizer's token ids"
+    )
     return (
-        f"the end-to-end TFLite and the SavedModel of this model predict different classes "
+        f"{tflite} and the SavedModel of this model predict different classes "
         f"on {100 * (1 - agreement):.2f}% of the compression report's eval rows (allowed "
         f"{100 * (1 - min_agreement):.2f}%, evaluation.thresholds.min_tflite_agreement)"
     )
@@ -239,11 +246,15 @@ def stage_saved_model(
 
 
 def stage_tflite(source: Path, staging: Path) -> None:
-    """Copies the TFLite model after checking that the interpreter accepts it."""
+    """Copies the TFLite model, and the tokenizer files a token-id TFLite ships with,
+    after checking that the interpreter accepts it."""
     if not source.is_file():
         raise UserError(f"the model artifact has no TFLite model at {source}")
     target = staging / source.name
     shutil.copyfile(source, target)
+    if (source.parent / TOKENIZER_FILE).is_file():
+        for name in (TOKENIZER_FILE, VOCABULARY_FILE):
+            shutil.copyfile(source.parent / name, staging / name)
     try:
         with warnings.catch_warnings():
             # tf.lite.Interpreter warns that it moves to ai_edge_litert, which is not a dependency.

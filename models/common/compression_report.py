@@ -19,7 +19,7 @@ from models.common.measurement import (
     saved_model_variables_size,
     tflite_size,
 )
-from models.common.pruning import sparsity_by_layer
+from models.common.pruning import LayerFigures, layer_figures, sparsity_by_layer
 from models.common.quality import (
     HEADLINE_METRIC,
     QUALITY_TITLES,
@@ -54,6 +54,8 @@ class Report:
     tflite_tensor_dtypes: dict[str, int]
     pruned_layers: list[str]
     sparsity_by_layer: dict[str, float]
+    # Every layer with weights of the compressed model.
+    layers: list[LayerFigures]
     eval_examples: int
     sizes: dict[str, Size]
     # The Quality field the headline compares (HEADLINE_METRIC).
@@ -126,9 +128,12 @@ class Report:
             "Keras sizes are the SavedModel's variables/ files. The served compressed model "
             "runs float kernels (with fake-quant ops after QAT); the int8 kernels are in TFLite.",
             "",
-            "| layer | sparsity |",
-            "|---|---:|",
-            *(f"| {name} | {100 * value:.1f}% |" for name, value in self.sparsity_by_layer.items()),
+            "| layer | kind | weights | zeros | pruning |",
+            "|---|---|---:|---:|---|",
+            *(
+                f"| {f.layer} | {f.kind} | {f.weights} | {100 * f.zeros:.1f}% | {f.pruning} |"
+                for f in self.layers
+            ),
         ]
         return "\n".join(lines) + "\n"
 
@@ -180,6 +185,7 @@ def measure(
         tflite_tensor_dtypes=compressed_tflite.tensor_dtype_counts(),
         pruned_layers=compressed.pruned_layers,
         sparsity_by_layer=sparsity_by_layer(compressed.keras_model),
+        layers=layer_figures(compressed.keras_model, compressed.pruned_layers, config.pruning),
         eval_examples=len(eval_rows),
         sizes={
             "float_tflite": tflite_size(float_tflite_bytes),

