@@ -12,6 +12,7 @@ import json
 import math
 import os
 import tempfile
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -211,10 +212,35 @@ def steps_per_epoch(
     return max(steps, 1)
 
 
-def _write_history(history: keras.callbacks.History, path: str, details: Mapping[str, Any]) -> None:
+class EpochSeconds(keras.callbacks.Callback):
+    """Wall-clock seconds of each epoch, validation included: what a strategy or a
+    device changes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seconds: list[float] = []
+        self._started = 0.0
+
+    def on_epoch_begin(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
+        self._started = time.perf_counter()
+
+    def on_epoch_end(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
+        self.seconds.append(time.perf_counter() - self._started)
+
+
+def _write_history(
+    history: keras.callbacks.History,
+    epoch_seconds: EpochSeconds,
+    path: str,
+    details: Mapping[str, Any],
+) -> None:
     metrics = history.history
     epochs = [
-        {"epoch": epoch + 1, **{name: float(values[epoch]) for name, values in metrics.items()}}
+        {
+            "epoch": epoch + 1,
+            **{name: float(values[epoch]) for name, values in metrics.items()},
+            "seconds": epoch_seconds.seconds[epoch],
+        }
         for epoch in range(len(history.epoch))
     ]
     tf.io.gfile.makedirs(os.path.dirname(path))
@@ -279,13 +305,14 @@ def train_and_export(fn_args: FnArgs, build_model: BuildModel) -> keras.Model:
         compile_model(model, model_cfg, training.learning_rate)
     model.summary(print_fn=tf.get_logger().info)
 
+    epoch_seconds = EpochSeconds()
     history = model.fit(
         train_data,
         epochs=training.epochs,
         steps_per_epoch=steps,
         validation_data=eval_data,
         validation_steps=fn_args.eval_steps,
-        callbacks=_callbacks(fn_args.model_run_dir),
+        callbacks=[*_callbacks(fn_args.model_run_dir), epoch_seconds],
         verbose=2,
     )
 
@@ -295,8 +322,12 @@ def train_and_export(fn_args: FnArgs, build_model: BuildModel) -> keras.Model:
             "steps_per_epoch": steps,
             "global_batch_size": global_batch_size,
             "replicas": strategy.num_replicas_in_sync,
+            "strategy": training.strategy.kind,
+            "devices": [device.name for device in tf.config.list_logical_devices()],
         }
-        _write_history(history, os.path.join(fn_args.model_run_dir, HISTORY_FILE), details)
+        _write_history(
+            history, epoch_seconds, os.path.join(fn_args.model_run_dir, HISTORY_FILE), details
+        )
     else:
         # Saving is collective: every multi-worker task saves, only the chief's copy is kept.
         serving_dir = os.path.join(tempfile.mkdtemp(), os.path.basename(fn_args.serving_model_dir))
