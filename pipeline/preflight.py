@@ -18,8 +18,8 @@ What spreadsheet and database exports write besides plain numbers:
   column that must hold numbers are read as missing: the copy ExampleGen reads has
   those cells empty, and `CheckedInputs.notes` counts them per column. In any other
   column they are values ("NA" may be North America).
-- A column that needs a value in every row (`value_rules`: the label of the tabular
-  and digits families, `value_count.min` of a curated schema) is refused where a cell
+- A column that needs a value in every row (`value_rules`: the label of the tabular,
+  digits and text families, `value_count.min` of a curated schema) is refused where a cell
   is empty or such a marker, rather than stopping the run at Transform or the DataGate.
 - Semicolon-, tab- or bar-separated files are refused, naming the delimiter and how to
   convert. They are not converted here: a semicolon export writes decimal commas

@@ -47,7 +47,10 @@ def tiny_config(name: str) -> LeanlineConfig:
 def write_head(source: Path, target: Path, rows: int) -> Path:
     """The header and first `rows` rows of a CSV file."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    with source.open(newline="") as reader, target.open("w", newline="") as writer:
+    with (
+        source.open(newline="", encoding="utf-8") as reader,
+        target.open("w", newline="", encoding="utf-8") as writer,
+    ):
         csv.writer(writer).writerows(itertools.islice(csv.reader(reader), rows + 1))
     return target
 
@@ -81,7 +84,7 @@ def train_tiny_model(config: LeanlineConfig, work_dir: Path, rows: int) -> TinyT
 
 
 def csv_rows(path: Path, limit: int | None = None) -> list[dict[str, str]]:
-    with path.open(newline="") as handle:
+    with path.open(newline="", encoding="utf-8") as handle:
         return list(itertools.islice(csv.DictReader(handle), limit))
 
 

