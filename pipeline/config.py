@@ -41,7 +41,7 @@ STUDENT_SIZES = {
     "tabular": ("hidden_units", "max_embedding_dim"),
     "taxi": ("hidden_units", "max_embedding_dim"),
     "digits": ("hidden_units", "conv_filters"),
-    "text": ("hidden_units",),
+    "text": ("hidden_units", "encoder"),
 }
 # tf_keras metrics (TFMA names) for which a lower value is the better model; every other
 # metric is gated as higher-is-better.
@@ -225,6 +225,7 @@ class ModelConfig(_Strict):
     conv_filters: Annotated[list[PositiveInt], Field(min_length=1)] = [16, 32]
     # text: tokens and the Transformer encoder (`hidden_units` size the classifier head).
     encoder: EncoderConfig = EncoderConfig()
+    # Categorical columns' vocabularies (text: `encoder.vocab_size`).
     vocab_size: PositiveInt = 1000
     # Ids for values outside a vocabulary. More than 1 hashes such values into buckets,
     # which TFLite's builtin ops cannot: the run then ships no end-to-end TFLite.
@@ -367,6 +368,16 @@ class PruningConfig(_Strict):
 Quantization = Literal["none", "dynamic", "int8_ptq", "qat", "pqat"]
 
 
+class StudentEncoderConfig(_Strict):
+    """A text student's encoder sizes that differ from the model's. Its tokens
+    (vocab_size, max_tokens) are the Transform's, which it shares with the model."""
+
+    embedding_dim: PositiveInt | None = None
+    blocks: PositiveInt | None = None
+    heads: PositiveInt | None = None
+    feed_forward_dim: PositiveInt | None = None
+
+
 class StudentConfig(_Strict):
     """A smaller network of the model's own family: the sizes that differ from the
     model's (unset ones stay as the model has them)."""
@@ -374,18 +385,27 @@ class StudentConfig(_Strict):
     hidden_units: list[PositiveInt] | None = None
     max_embedding_dim: PositiveInt | None = None
     conv_filters: Annotated[list[PositiveInt], Field(min_length=1)] | None = None
+    encoder: StudentEncoderConfig | None = None
 
     def sizes(self) -> dict[str, Any]:
-        return self.model_dump(
-            exclude_none=True, include={"hidden_units", "max_embedding_dim", "conv_filters"}
+        sizes = self.model_dump(
+            exclude_none=True,
+            include={"hidden_units", "max_embedding_dim", "conv_filters", "encoder"},
         )
+        return {name: value for name, value in sizes.items() if value}
 
     def of(self, model: ModelConfig) -> ModelConfig:
-        """The student's model config: `model` with this student's sizes."""
-        return model.model_copy(update=self.sizes())
+        """The student's model config: `model` with this student's sizes (validated: a
+        student's encoder width must still split into its heads)."""
+        sizes = self.sizes()
+        if "encoder" in sizes:
+            sizes["encoder"] = {**model.encoder.model_dump(), **sizes["encoder"]}
+        return ModelConfig.model_validate({**model.model_dump(), **sizes})
 
     def words(self) -> str:
-        return "student " + ", ".join(f"{name} {value}" for name, value in self.sizes().items())
+        sizes = self.sizes()
+        sizes |= sizes.pop("encoder", {})
+        return "student " + ", ".join(f"{name} {value}" for name, value in sizes.items())
 
 
 class DistillationConfig(StudentConfig):
@@ -402,7 +422,7 @@ class DistillationConfig(StudentConfig):
         if not self.sizes():
             raise ValueError(
                 "a student needs at least one size: hidden_units, max_embedding_dim "
-                "(tabular, taxi) or conv_filters (digits)"
+                "(tabular, taxi), conv_filters (digits) or encoder (text)"
             )
         return self
 
@@ -501,8 +521,9 @@ class ThresholdsConfig(_Strict):
     # Lower is better: absolute upper bound (default none), and how much it may grow,
     # as a fraction of the baseline's value (defaults 0.05 and 0.05: 5% more error).
     max_value: float | None = None
-    # The share of eval rows on which a classifier's end-to-end TFLite and its SavedModel
-    # must predict the same class for the pusher to publish the version.
+    # The share of eval rows on which a classifier's shipped TFLite (end to end, or on its
+    # tokenizer's token ids) and its SavedModel must predict the same class for the
+    # pusher to publish the version.
     min_tflite_agreement: Fraction = 0.99
     max_increase_vs_uncompressed: Annotated[float, Field(ge=0.0)] | None = None
     max_increase_vs_blessed: Annotated[float, Field(ge=0.0)] | None = None
@@ -716,6 +737,10 @@ class LeanlineConfig(_Strict):
                     f"a student's {' and '.join(unused)} does not size the "
                     f"{self.model.family} model; it takes {' and '.join(taken)}"
                 )
+            try:
+                student.of(self.model)
+            except ValidationError as error:
+                raise ValueError(f"student {student.words()}: {error.errors()[0]['msg']}") from None
         return self
 
     @property

@@ -13,6 +13,7 @@ import csv
 import itertools
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -137,3 +138,62 @@ def trained_reviews_model(tmp_path_factory: pytest.TempPathFactory) -> TinyTrain
     config = tiny_config("reviews")
     config = config.with_overrides(training={**config.training.model_dump(), "epochs": 4})
     return train_tiny_model(config, tmp_path_factory.mktemp("reviews"), rows=600)
+
+
+def compressor_pipeline(
+    trained: TinyTrainedModel, root: Path, compressors: dict[str, dict[str, Any]]
+):
+    """A pipeline of the trained run's artifacts (imported) and one Compressor per entry
+    of `compressors`: its id, and its changes to the config's fixed compression recipe."""
+    from tfx import v1 as tfx
+
+    from components.compressor import Compressor
+    from pipeline.config import custom_config
+    from pipeline.local_runner import local_beam_args
+
+    def imported(name: str, uri: str, artifact_type, **properties):
+        return tfx.dsl.Importer(
+            source_uri=uri, artifact_type=artifact_type, properties=properties
+        ).with_id(name)
+
+    model = imported("import_model", trained.model_uri, tfx.types.standard_artifacts.Model)
+    graph = imported(
+        "import_graph", trained.transform_graph_uri, tfx.types.standard_artifacts.TransformGraph
+    )
+    examples = imported(
+        "import_examples",
+        trained.transformed_examples_uri,
+        tfx.types.standard_artifacts.Examples,
+        split_names='["train", "eval"]',
+    )
+    config = trained.config
+
+    def compressor(name: str, changes: dict[str, Any]) -> Compressor:
+        settings = {
+            **config.compression.model_dump(),
+            "search": None,  # one fixed recipe here; the search has its own tests
+            "fine_tune_epochs": 2,
+            **changes,
+        }
+        return Compressor(
+            model=model.outputs["result"],
+            transform_graph=graph.outputs["result"],
+            examples=examples.outputs["result"],
+            custom_config={**custom_config(config), "compression": settings},
+        ).with_id(name)
+
+    return tfx.dsl.Pipeline(
+        pipeline_name="compressor-test",
+        pipeline_root=str(root / "pipeline_root"),
+        components=[
+            model,
+            graph,
+            examples,
+            *(compressor(name, changes) for name, changes in compressors.items()),
+        ],
+        metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
+            str(root / "metadata.sqlite")
+        ),
+        beam_pipeline_args=local_beam_args(config.beam_pipeline_args),
+        enable_cache=False,
+    )

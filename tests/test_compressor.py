@@ -17,7 +17,7 @@ import pytest
 import tensorflow as tf
 import tensorflow_transform as tft
 import tf_keras as keras
-from fixtures_models import TinyTrainedModel, csv_rows, serialized_example
+from fixtures_models import TinyTrainedModel, compressor_pipeline, csv_rows, serialized_example
 from pydantic import ValidationError
 from sklearn.datasets import load_digits
 
@@ -25,7 +25,6 @@ from components.compressor import (
     REPORT_JSON,
     REPORT_MARKDOWN,
     CompressionReport,
-    Compressor,
     tflite_model_path,
 )
 from models.common import compression, compression_report, measurement, pruning, tflite
@@ -50,7 +49,6 @@ from pipeline.config import (
     load_config,
 )
 from pipeline.errors import UserError
-from pipeline.local_runner import local_beam_args
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TRAIN_ROWS = 1400
@@ -234,61 +232,6 @@ def test_pruning_must_end_within_fine_tuning():
 # --- the component in a real pipeline ---
 
 
-def _compressor_pipeline(trained: TinyTrainedModel, root: Path):
-    from tfx import v1 as tfx
-
-    def imported(name: str, uri: str, artifact_type, **properties):
-        return tfx.dsl.Importer(
-            source_uri=uri, artifact_type=artifact_type, properties=properties
-        ).with_id(name)
-
-    model = imported("import_model", trained.model_uri, tfx.types.standard_artifacts.Model)
-    graph = imported(
-        "import_graph", trained.transform_graph_uri, tfx.types.standard_artifacts.TransformGraph
-    )
-    examples = imported(
-        "import_examples",
-        trained.transformed_examples_uri,
-        tfx.types.standard_artifacts.Examples,
-        split_names='["train", "eval"]',
-    )
-    config = trained.config
-
-    def compressor(name: str, **compression_changes) -> Compressor:
-        settings = {
-            **config.compression.model_dump(),
-            "search": None,  # one fixed recipe here; the search has its own tests
-            "fine_tune_epochs": 2,
-            **compression_changes,
-        }
-        custom = {**custom_config(config), "compression": settings}
-        return Compressor(
-            model=model.outputs["result"],
-            transform_graph=graph.outputs["result"],
-            examples=examples.outputs["result"],
-            custom_config=custom,
-        ).with_id(name)
-
-    components = [
-        model,
-        graph,
-        examples,
-        # pqat: the path with the most moving parts (QAT wrappers through the export).
-        compressor("Compressor", quantization="pqat"),
-        compressor("PassThrough", enabled=False),
-    ]
-    return tfx.dsl.Pipeline(
-        pipeline_name="compressor-test",
-        pipeline_root=str(root / "pipeline_root"),
-        components=components,
-        metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
-            str(root / "metadata.sqlite")
-        ),
-        beam_pipeline_args=local_beam_args(config.beam_pipeline_args),
-        enable_cache=False,
-    )
-
-
 def _only_uri(root: Path, component: str, output: str) -> Path:
     (uri,) = (root / "pipeline_root" / component / output).iterdir()
     return uri
@@ -315,7 +258,11 @@ def _report_properties(root: Path) -> dict[str, dict[str, float]]:
 def test_compressor_component_in_a_pipeline(trained_taxi_model: TinyTrainedModel, tmp_path: Path):
     from tfx import v1 as tfx
 
-    tfx.orchestration.LocalDagRunner().run(_compressor_pipeline(trained_taxi_model, tmp_path))
+    # pqat: the path with the most moving parts (QAT wrappers through the export).
+    compressors = {"Compressor": {"quantization": "pqat"}, "PassThrough": {"enabled": False}}
+    tfx.orchestration.LocalDagRunner().run(
+        compressor_pipeline(trained_taxi_model, tmp_path, compressors)
+    )
 
     compressed_uri = _only_uri(tmp_path, "Compressor", "compressed_model")
     report_uri = _only_uri(tmp_path, "Compressor", "compression_report")

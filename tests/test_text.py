@@ -15,11 +15,19 @@ import pytest
 import tensorflow as tf
 import tensorflow_transform as tft
 import tf_keras as keras
-from fixtures_models import TinyTrainedModel, csv_rows, serialized_example, write_head
+from fixtures_models import (
+    TinyTrainedModel,
+    compressor_pipeline,
+    csv_rows,
+    serialized_example,
+    write_head,
+)
 from tf_serving_double import serve_models
 
+from models.common import compression
+from models.common.distillation import distill
 from models.common.export import OUTPUTS_KEY
-from models.common.features import ModelInput
+from models.common.features import ModelInput, model_inputs
 from models.common.tflite import TfliteModel
 from models.text.model import build_model
 from models.text.preprocessing import TOKEN_IDS_KEY, TOKENS_VOCABULARY
@@ -30,11 +38,19 @@ from models.text.tokenizer import (
     Tokenizer,
     TokenizerRule,
     python_tokens,
+    separator_ranges,
+    separators_regex,
     tokens,
     write_tokenizer,
 )
 from pipeline import cli
-from pipeline.config import ConfigError, EncoderConfig, ModelConfig, load_config
+from pipeline.config import (
+    ConfigError,
+    DistillationConfig,
+    EncoderConfig,
+    ModelConfig,
+    load_config,
+)
 from pipeline.datasets import bundled_csv
 from pipeline.local_runner import run_local
 
@@ -80,8 +96,50 @@ def test_empty_text_has_no_tokens():
 
 
 def test_the_python_rule_tokenizes_exactly_as_transform():
+    separators = separators_regex(separator_ranges())
     for text in [*TRICKY_TEXTS, OVERLONG]:
-        assert python_tokens(text) == _tokens([text])[0], text
+        assert python_tokens(text, separators) == _tokens([text])[0], text
+    # Every character between two letters: a separator splits them, nothing else does.
+    # (Python's own Unicode tables lag RE2's: emoji of Unicode 15 differ in Python 3.11.)
+    codes = [c for c in range(0x110000) if not 0xD800 <= c < 0xE000]
+    texts = [f"a{chr(code)}b" for code in codes]
+    in_tf = tokens(tf.constant(texts)).to_list()
+    differ = [
+        hex(code)
+        for code, text, expected in zip(codes, texts, in_tf, strict=True)
+        if python_tokens(text, separators) != expected
+    ]
+    assert not differ, differ[:10]
+    assert python_tokens("great\U0001fae8movie\u00a0rocks", separators) == [
+        b"great",
+        b"movie",
+        b"rocks",
+    ]
+
+
+def test_the_tokenizer_buckets_unseen_tokens_as_tfts_vocabulary_table(tmp_path):
+    vocabulary = tmp_path / "tokens"
+    vocabulary.write_text("[PAD]\nfilm\ngood\n")
+    rule = TokenizerRule(max_tokens=6, oov_buckets=5)
+    write_tokenizer(str(tmp_path / "shipped"), str(vocabulary), rule)
+    tokenizer = Tokenizer.read(str(tmp_path / "shipped"))
+    words = ["good", "film", "plot", "twist", "zany", "ending"]
+    # What tft.apply_vocabulary looks tokens up in, with OOV buckets.
+    table = tf.lookup.StaticVocabularyTable(
+        tf.lookup.TextFileInitializer(
+            str(vocabulary),
+            tf.string,
+            tf.lookup.TextFileIndex.WHOLE_LINE,
+            tf.int64,
+            tf.lookup.TextFileIndex.LINE_NUMBER,
+        ),
+        num_oov_buckets=5,
+    )
+    expected = table.lookup(tf.constant(words)).numpy()
+    assert tokenizer([" ".join(words)]).tolist() == [expected.tolist()]
+    assert len(set(expected[2:].tolist())) > 1  # unseen tokens spread over buckets
+    # A missing text (None, NaN) has no tokens, as an empty cell in Transform.
+    assert tokenizer([None, float("nan"), ""]).tolist() == [[PAD_ID] * 6] * 3
 
 
 def _token_inputs(model: ModelConfig) -> dict[str, ModelInput]:
@@ -130,6 +188,8 @@ def test_text_config_is_checked_on_load():
     reviews = load_config(CONFIGS / "reviews.yaml")
     with pytest.raises(ConfigError, match="max_embedding_dim does not size the text model"):
         reviews.with_overrides(compression={"distillation": {"max_embedding_dim": 4}})
+    with pytest.raises(ConfigError, match="embedding_dim 64 is not a multiple of heads 3"):
+        reviews.with_overrides(compression={"distillation": {"encoder": {"heads": 3}}})
 
 
 def test_bundled_reviews_are_labelled_and_keep_their_text(tmp_path):
@@ -186,6 +246,27 @@ def test_the_shipped_tokenizer_gives_transforms_ids(trained_reviews_model, tmp_p
 
 
 @pytest.mark.slow
+def test_without_compression_the_tflite_still_ships_with_its_tokenizer(
+    trained_reviews_model, tmp_path
+):
+    from tfx import v1 as tfx
+
+    pipeline = compressor_pipeline(
+        trained_reviews_model, tmp_path, {"PassThrough": {"enabled": False}}
+    )
+    tfx.orchestration.LocalDagRunner().run(pipeline)
+    (model_dir,) = (tmp_path / "pipeline_root/PassThrough/compressed_model").iterdir()
+    shipped = model_dir / "Format-TFLite"
+    assert {"model.tflite", TOKENIZER_FILE, VOCABULARY_FILE} <= {p.name for p in shipped.iterdir()}
+    texts = [row["review"] for row in csv_rows(trained_reviews_model.csv_path, 20)]
+    outputs = TfliteModel((shipped / "model.tflite").read_bytes())(
+        {TOKEN_IDS_KEY: Tokenizer.read(str(shipped))(texts)}
+    )
+    assert outputs.shape == (len(texts), 1)
+    assert np.all((outputs >= 0) & (outputs <= 1))
+
+
+@pytest.mark.slow
 def test_the_encoder_learns_from_a_few_hundred_reviews(trained_reviews_model):
     history = json.loads(Path(trained_reviews_model.model_run_uri, "history.json").read_text())
     epochs = history["epochs"]
@@ -193,6 +274,37 @@ def test_the_encoder_learns_from_a_few_hundred_reviews(trained_reviews_model):
     assert epochs[-1]["binary_accuracy"] >= 0.85
     # 117 eval reviews: better than chance at telling fresh from rotten.
     assert max(e["val_auc"] for e in epochs) >= 0.6
+
+
+@pytest.mark.slow
+def test_a_smaller_encoder_learns_from_the_trained_one(trained_reviews_model):
+    config = trained_reviews_model.config
+    output = tft.TFTransformOutput(trained_reviews_model.transform_graph_uri)
+    train_files = os.path.join(trained_reviews_model.transformed_examples_uri, "Split-train", "*")
+    inputs = compression.compression_inputs(
+        train_files, output, config.model, config.training, config.compression
+    )
+    teacher = keras.models.load_model(
+        os.path.join(trained_reviews_model.model_uri, "keras_model.keras"), compile=False
+    )
+    student_config = DistillationConfig(encoder={"embedding_dim": 16, "blocks": 1}, epochs=6)
+
+    student = distill(
+        teacher,
+        lambda sizes: build_model(model_inputs(output), sizes),
+        student_config,
+        inputs.fine_tuning,
+    )
+
+    assert student.get_layer("token_embedding").output_dim == 16
+    assert [type(layer).__name__ for layer in student.layers].count("MultiHeadAttention") == 1
+    assert student.count_params() < teacher.count_params() / 3
+    rows = compression.report_rows(train_files, output, 400)
+    agreed = np.mean(
+        (student(rows.features).numpy() > 0.5) == (teacher(rows.features).numpy() > 0.5)
+    )
+    # An untrained student agrees with the teacher about as often as a coin.
+    assert agreed >= 0.75, agreed
 
 
 @pytest.mark.slow
@@ -319,5 +431,5 @@ def test_the_compression_report_covers_layers_and_the_tokenizer(reviews_run):
     assert "tfmot cannot wrap MultiHeadAttention" in layers["attention_0"]["pruning"]
     assert layers["attention_0"]["zeros"] < 0.05
     tokenized = report["tokenized_tflite"]
-    assert tokenized["rows_with_transform_ids"] == 1.0
+    assert tokenized["tokenizer_files"] == [TOKENIZER_FILE, VOCABULARY_FILE]
     assert tokenized["agreement_with_saved_model"]["class_agreement"] >= 0.9

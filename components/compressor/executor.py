@@ -57,7 +57,11 @@ from models.common.features import (
     training_config,
 )
 from models.custom.loader import load_module
-from models.text.tokenized_tflite import ship_tokenizer, tokenized_markdown
+from models.text.tokenized_tflite import (
+    check_tokenizer,
+    tokenized_markdown,
+    write_model_tokenizer,
+)
 from pipeline.config import CompressionConfig, ModelConfig, gates_judge_tflite
 from pipeline.errors import UserError
 
@@ -85,8 +89,9 @@ TFLITE_INPUTS_PROPERTY = "tflite_inputs"
 # TOKEN_IDS_INPUTS (with its tokenizer beside it).
 TOKEN_IDS_INPUTS = "token_ids"
 TOKENIZED_TFLITE_KEY = "tokenized_tflite"
-# The share of eval rows on which the shipped TFLite (fed as a client feeds it: raw
-# features, or the shipped tokenizer's ids) and the SavedModel predict the same class.
+# The share of eval rows on which the shipped TFLite, fed as a client feeds it (raw
+# features, or the shipped tokenizer's ids of the raw text), and the SavedModel predict
+# the same class. (Named when only end-to-end TFLite models had it.)
 END_TO_END_AGREEMENT_PROPERTY = "end_to_end_class_agreement"
 SEARCH_KEY = "search"
 REPORT_JSON = "report.json"
@@ -138,8 +143,29 @@ def tfma_tflite_path(model_uri: str) -> str:
     return os.path.join(path_utils.serving_model_path(model_uri), TFMA_TFLITE_FILE)
 
 
+def _raw_eval_examples(
+    input_dict: dict[str, list[types.Artifact]], model: ModelConfig, config: CompressionConfig
+) -> tf.Tensor | None:
+    """The raw eval examples the shipped TFLite is checked on, where it takes raw
+    features or token ids and the raw examples are wired in."""
+    if not input_dict.get(RAW_EXAMPLES_KEY):
+        return None
+    if not (gates_judge_tflite(model, config) or model.tflite_takes_token_ids):
+        return None
+    uri = input_dict[RAW_EXAMPLES_KEY][0].uri
+    return tf.constant(read_split_examples(uri, config.report_examples), tf.string)
+
+
+def _record_agreement(artifact: types.Artifact, summary: dict[str, Any]) -> None:
+    """The class agreement of the shipped TFLite with the SavedModel, which the pusher
+    gates on (a regressor has none)."""
+    agreed = summary["agreement_with_saved_model"].get("class_agreement")
+    if agreed is not None:
+        artifact.set_float_custom_property(END_TO_END_AGREEMENT_PROPERTY, agreed)
+
+
 def _end_to_end(
-    input_dict: dict[str, list[types.Artifact]],
+    raw_eval_examples: tf.Tensor | None,
     float_model: keras.Model,
     compressed: compression.CompressedModel,
     compressed_artifact: types.Artifact,
@@ -150,58 +176,36 @@ def _end_to_end(
     """The end-to-end TFLite models, where the config has them (`gates_judge_tflite`) and
     the raw examples are wired in; records which TFLite the artifact ships."""
     end_to_end = None
-    if gates_judge_tflite(model, config) and input_dict.get(RAW_EXAMPLES_KEY):
+    if gates_judge_tflite(model, config) and raw_eval_examples is not None:
         end_to_end = build_end_to_end(
             float_model,
             compressed,
             path_utils.serving_model_path(compressed_artifact.uri),
             tf_transform_output,
             model,
-            tf.constant(
-                read_split_examples(input_dict[RAW_EXAMPLES_KEY][0].uri, config.report_examples),
-                tf.string,
-            ),
+            raw_eval_examples,
         )
     compressed_artifact.set_string_custom_property(
         TFLITE_INPUTS_PROPERTY, "transformed" if end_to_end is None else "raw"
     )
-    agreement = (end_to_end.summary["agreement_with_saved_model"] if end_to_end else {}).get(
-        "class_agreement"
-    )
-    if agreement is not None:
-        compressed_artifact.set_float_custom_property(END_TO_END_AGREEMENT_PROPERTY, agreement)
+    if end_to_end is not None:
+        _record_agreement(compressed_artifact, end_to_end.summary)
     return end_to_end
 
 
-def _ship_tokenizer(
-    input_dict: dict[str, list[types.Artifact]],
-    compressed: compression.CompressedModel,
+def _write_tokenizer(
     compressed_artifact: types.Artifact,
     tf_transform_output: tft.TFTransformOutput,
     model: ModelConfig,
-    config: CompressionConfig,
-) -> dict[str, Any] | None:
-    """For a TFLite on token ids: its tokenizer beside it, checked with it against the
-    SavedModel on eval rows (the agreement the pusher gates on, as for an end-to-end
-    TFLite); the report's summary. None for other families."""
-    if not model.tflite_takes_token_ids or not input_dict.get(RAW_EXAMPLES_KEY):
+) -> str | None:
+    """Beside a TFLite on token ids (family text), its tokenizer; the directory, None
+    for other families."""
+    if not model.tflite_takes_token_ids:
         return None
-    summary = ship_tokenizer(
-        os.path.join(compressed_artifact.uri, TFLITE_DIR),
-        compressed.tflite,
-        path_utils.serving_model_path(compressed_artifact.uri),
-        tf_transform_output,
-        model,
-        tf.constant(
-            read_split_examples(input_dict[RAW_EXAMPLES_KEY][0].uri, config.report_examples),
-            tf.string,
-        ),
-    )
+    directory = os.path.join(compressed_artifact.uri, TFLITE_DIR)
+    write_model_tokenizer(directory, tf_transform_output, model)
     compressed_artifact.set_string_custom_property(TFLITE_INPUTS_PROPERTY, TOKEN_IDS_INPUTS)
-    agreed = summary["agreement_with_saved_model"].get("class_agreement")
-    if agreed is not None:
-        compressed_artifact.set_float_custom_property(END_TO_END_AGREEMENT_PROPERTY, agreed)
-    return summary
+    return directory
 
 
 def _write_float_model(model_uri: str, float_artifact: types.Artifact, float_tflite: bytes) -> None:
@@ -223,14 +227,21 @@ def _write_report(report_uri: str, report: dict[str, Any], markdown: str) -> Non
 
 
 def _pass_through(
-    float_model: keras.Model, model_uri: str, compressed: types.Artifact, report: types.Artifact
+    float_model: keras.Model,
+    model_uri: str,
+    compressed: types.Artifact,
+    report: types.Artifact,
+    tf_transform_output: tft.TFTransformOutput,
+    model: ModelConfig,
 ) -> None:
-    """Compression disabled: the Trainer's serving model as it is, plus its float TFLite."""
+    """Compression disabled: the Trainer's serving model as it is, plus its float TFLite
+    (and the tokenizer a TFLite on token ids needs)."""
     io_utils.copy_dir(
         path_utils.serving_model_path(model_uri), path_utils.serving_model_path(compressed.uri)
     )
     float_tflite = tflite.to_tflite(float_model)
     _write_tflite(compressed.uri, float_tflite, end_to_end=None)
+    _write_tokenizer(compressed, tf_transform_output, model)
     size = measurement.tflite_size(float_tflite)
     message = "compression.enabled is false: the Trainer's model is passed on unchanged"
     _write_report(
@@ -309,13 +320,20 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         float_model = keras.models.load_model(
             keras_model_path(path_utils.serving_model_path(model_uri)), compile=False
         )
-        if not config.enabled:
-            _pass_through(float_model, model_uri, compressed_artifact, report_artifact)
-            return
-
         tf_transform_output = tft.TFTransformOutput(
             artifact_utils.get_single_uri(input_dict[TRANSFORM_GRAPH_KEY])
         )
+        if not config.enabled:
+            _pass_through(
+                float_model,
+                model_uri,
+                compressed_artifact,
+                report_artifact,
+                tf_transform_output,
+                model,
+            )
+            return
+
         examples = input_dict[EXAMPLES_KEY]
         # The eval split is read only once the model is chosen: the search never sees it.
         inputs = compression.compression_inputs(
@@ -345,8 +363,9 @@ class Executor(base_beam_executor.BaseBeamExecutor):
             path_utils.serving_model_path(compressed_artifact.uri),
             model.label.column,
         )
+        raw_eval_examples = _raw_eval_examples(input_dict, model, config)
         end_to_end = _end_to_end(
-            input_dict,
+            raw_eval_examples,
             float_model,
             compressed,
             compressed_artifact,
@@ -355,9 +374,18 @@ class Executor(base_beam_executor.BaseBeamExecutor):
             config,
         )
         _write_tflite(compressed_artifact.uri, compressed.tflite, end_to_end)
-        tokenized = _ship_tokenizer(
-            input_dict, compressed, compressed_artifact, tf_transform_output, model, config
-        )
+        tokenizer_dir = _write_tokenizer(compressed_artifact, tf_transform_output, model)
+        tokenized = None
+        if tokenizer_dir is not None and raw_eval_examples is not None:
+            tokenized = check_tokenizer(
+                tokenizer_dir,
+                compressed.tflite,
+                path_utils.serving_model_path(compressed_artifact.uri),
+                tf_transform_output,
+                model,
+                raw_eval_examples,
+            )
+            _record_agreement(compressed_artifact, tokenized)
         if end_to_end is not None:
             _write_float_model(
                 model_uri,

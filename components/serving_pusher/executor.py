@@ -42,7 +42,7 @@ from components.compressor.executor import (
 from components.slice_gate.executor import SLICE_FAILURES_PROPERTY, slice_name
 from models.common.data import read_split_examples
 from models.common.export import raw_specs
-from models.text.tokenizer import TOKENIZER_FILE, VOCABULARY_FILE
+from models.text.tokenizer import tokenizer_files
 from pipeline.errors import UserError
 from serving.check import ServableReport, check_servable
 from serving.versions import publish_version
@@ -134,7 +134,8 @@ class Executor(base_executor.BaseExecutor):
 
 def format_disagreement(model: types.Artifact, min_agreement: float | None) -> str | None:
     """Why a version whose two formats answer differently must not be published: TF
-    Serving may serve either (--prefer_tflite_model), so both must give one answer."""
+    Serving may serve either (--prefer_tflite_model), and a client of a TFLite on token
+    ids (with its tokenizer) must get the answer the served SavedModel gives."""
     if min_agreement is None:
         return None
     properties = model.mlmd_artifact.custom_properties
@@ -252,9 +253,8 @@ def stage_tflite(source: Path, staging: Path) -> None:
         raise UserError(f"the model artifact has no TFLite model at {source}")
     target = staging / source.name
     shutil.copyfile(source, target)
-    if (source.parent / TOKENIZER_FILE).is_file():
-        for name in (TOKENIZER_FILE, VOCABULARY_FILE):
-            shutil.copyfile(source.parent / name, staging / name)
+    for name in tokenizer_files(str(source.parent)):
+        shutil.copyfile(source.parent / name, staging / name)
     try:
         with warnings.catch_warnings():
             # tf.lite.Interpreter warns that it moves to ai_edge_litert, which is not a dependency.

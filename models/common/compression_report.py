@@ -128,7 +128,7 @@ class Report:
             "Keras sizes are the SavedModel's variables/ files. The served compressed model "
             "runs float kernels (with fake-quant ops after QAT); the int8 kernels are in TFLite.",
             "",
-            "| layer | kind | weights | zeros | pruning |",
+            "| layer | kind | weights | zeros (of all its weights) | pruning |",
             "|---|---|---:|---:|---|",
             *(
                 f"| {f.layer} | {f.kind} | {f.weights} | {100 * f.zeros:.1f}% | {f.pruning} |"

@@ -160,7 +160,10 @@ def _why_not_pruned(layer: keras.layers.Layer, model: keras.Model, config: Pruni
             "and output projections stay dense (int8 by quantization)"
         )
     if not isinstance(layer, PRUNABLE_LAYERS["all"]):
-        return f"not prunable: tfmot does not prune {type(layer).__name__}"
+        return (
+            f"not pruned: {type(layer).__name__} is not among the kinds leanline prunes "
+            "(Dense, Conv2D, Embedding)"
+        )
     if not config.enabled:
         return "pruning is off"
     if layer.name in output_layers(model):

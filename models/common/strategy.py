@@ -35,6 +35,15 @@ def make_strategy(config: StrategyConfig) -> tf.distribute.Strategy:
     raise ValueError(f"unknown strategy kind {config.kind!r}")
 
 
+def strategy_devices(strategy: tf.distribute.Strategy) -> list[str]:
+    """The devices the strategy trains on: its replicas', or, for the default strategy,
+    TF's default device (the first GPU, else the CPU)."""
+    if strategy is tf.distribute.get_strategy() and not tf.distribute.has_strategy():
+        devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
+        return [devices[0].name]
+    return list(strategy.extended.worker_devices)
+
+
 def is_chief(strategy: tf.distribute.Strategy) -> bool:
     """Whether this process writes outputs: always, except non-chief multi-worker tasks."""
     resolver = getattr(strategy, "cluster_resolver", None)

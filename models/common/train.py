@@ -37,7 +37,7 @@ from models.common.features import (
     model_inputs,
     training_config,
 )
-from models.common.strategy import is_chief, make_strategy
+from models.common.strategy import is_chief, make_strategy, strategy_devices
 from pipeline.config import ModelConfig, TrainingConfig
 from pipeline.errors import UserError
 
@@ -323,7 +323,7 @@ def train_and_export(fn_args: FnArgs, build_model: BuildModel) -> keras.Model:
             "global_batch_size": global_batch_size,
             "replicas": strategy.num_replicas_in_sync,
             "strategy": training.strategy.kind,
-            "devices": [device.name for device in tf.config.list_logical_devices()],
+            "devices": strategy_devices(strategy),
         }
         _write_history(
             history, epoch_seconds, os.path.join(fn_args.model_run_dir, HISTORY_FILE), details

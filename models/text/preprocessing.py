@@ -20,17 +20,23 @@ TOKENS_VOCABULARY = "tokens"
 TOKEN_IDS_KEY = transformed_name("tokens")
 
 
-def token_ids(texts: Tensor, model: ModelConfig) -> tf.Tensor:
+def texts_of(column: Tensor) -> tf.Tensor:
+    """A text column as [batch] strings: "" where a row has none, numbers (a column
+    that held only numbers is read as such) as `tf.strings.as_string` writes them."""
+    if column.dtype != tf.string:
+        as_text = tf.strings.as_string
+        column = (
+            tf.SparseTensor(column.indices, as_text(column.values), column.dense_shape)
+            if isinstance(column, tf.SparseTensor)
+            else as_text(column)
+        )
+    return dense(column, "")
+
+
+def token_ids(column: Tensor, model: ModelConfig) -> tf.Tensor:
     """[batch, max_tokens] int64 ids of a text column (a missing text has none: all
     padding), with the id range recorded in the transformed schema for the model."""
-    if texts.dtype != tf.string:  # a column of numbers, read as text
-        as_text = tf.strings.as_string
-        texts = (
-            tf.SparseTensor(texts.indices, as_text(texts.values), texts.dense_shape)
-            if isinstance(texts, tf.SparseTensor)
-            else as_text(texts)
-        )
-    texts = dense(texts, "")
+    texts = texts_of(column)
     encoder = model.encoder
     ids = tft.compute_and_apply_vocabulary(
         tokens(texts),
