@@ -388,10 +388,7 @@ class StudentConfig(_Strict):
     encoder: StudentEncoderConfig | None = None
 
     def sizes(self) -> dict[str, Any]:
-        sizes = self.model_dump(
-            exclude_none=True,
-            include={"hidden_units", "max_embedding_dim", "conv_filters", "encoder"},
-        )
+        sizes = self.model_dump(exclude_none=True, include=set(StudentConfig.model_fields))
         return {name: value for name, value in sizes.items() if value}
 
     def of(self, model: ModelConfig) -> ModelConfig:

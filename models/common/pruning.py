@@ -153,7 +153,7 @@ class LayerFigures:
     pruning: str
 
 
-def _why_not_pruned(layer: keras.layers.Layer, model: keras.Model, config: PruningConfig) -> str:
+def _why_not_pruned(layer: keras.layers.Layer, outputs: set[str], config: PruningConfig) -> str:
     if isinstance(layer, keras.layers.MultiHeadAttention):
         return (
             "not prunable: tfmot cannot wrap MultiHeadAttention, so its query, key, value "
@@ -166,7 +166,7 @@ def _why_not_pruned(layer: keras.layers.Layer, model: keras.Model, config: Pruni
         )
     if not config.enabled:
         return "pruning is off"
-    if layer.name in output_layers(model):
+    if layer.name in outputs:
         return "output layer, kept dense"
     return f"not among pruning.layers {config.layers!r}"
 
@@ -176,6 +176,7 @@ def layer_figures(
 ) -> list[LayerFigures]:
     """Every layer with weights: its kind, weights, share of zeros, and whether it was
     pruned (else why not), looking inside quantization wrappers."""
+    outputs = output_layers(model)
     figures = []
     for layer in model.layers:
         inner = getattr(layer, "layer", layer)
@@ -191,7 +192,7 @@ def layer_figures(
                 zeros=float(sum(np.count_nonzero(v == 0) for v in values) / weights),
                 pruning="pruned"
                 if inner.name in pruned_layers
-                else _why_not_pruned(inner, model, config),
+                else _why_not_pruned(inner, outputs, config),
             )
         )
     return figures

@@ -23,7 +23,7 @@ from models.common.export import (
 from models.common.measurement import predict_in_batches
 from models.common.tflite import TfliteModel
 from models.text.preprocessing import TOKEN_IDS_KEY, TOKENS_VOCABULARY, texts_of
-from models.text.tokenizer import Tokenizer, TokenizerRule, tokenizer_files, write_tokenizer
+from models.text.tokenizer import Tokenizer, TokenizerRule, write_tokenizer
 from pipeline.config import ModelConfig
 
 
@@ -71,7 +71,7 @@ def check_tokenizer(
     rule = tokenizer.rule
     return {
         "inputs": {TOKEN_IDS_KEY: f"int64 [batch, {rule.max_tokens}]"},
-        "tokenizer_files": tokenizer_files(directory),
+        "tokenizer_files": rule.files,
         "max_tokens": rule.max_tokens,
         "oov_buckets": rule.oov_buckets,
         "separator_ranges": len(rule.separators),

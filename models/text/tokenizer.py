@@ -94,6 +94,11 @@ class TokenizerRule:
         "(FarmHash Fingerprint64 modulo oov_buckets)"
     )
 
+    @property
+    def files(self) -> list[str]:
+        """The files a run ships: this rule and its vocabulary."""
+        return [TOKENIZER_FILE, self.vocabulary_file]
+
 
 class Tokenizer:
     """Text to the model's input ids, off the graph, from a tokenizer directory.
@@ -152,4 +157,4 @@ def tokenizer_files(directory: str) -> list[str]:
     if not tf.io.gfile.exists(path):
         return []
     with tf.io.gfile.GFile(path) as handle:
-        return [TOKENIZER_FILE, json.load(handle)["vocabulary_file"]]
+        return TokenizerRule(**json.load(handle)).files
