@@ -13,7 +13,7 @@ import sys
 import warnings
 from collections.abc import Sequence
 
-from pipeline.errors import UserError
+from pipeline.errors import EXIT_ERROR, EXIT_REFUSED, UserError
 
 
 def _quiet_logs(verbose: bool) -> None:
@@ -45,24 +45,39 @@ def _silence_native_stderr() -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from pipeline.classes import fit_classes
     from pipeline.config import load_config
     from pipeline.datasets import data_path
+    from pipeline.gate_resolution import fit_gates
     from pipeline.preflight import check_inputs
 
     config = load_config(args.config)
     if args.output_dir:
         config = config.with_overrides(output_dir=args.output_dir)
     # Config and data errors surface in a second, before TensorFlow's slow import.
-    check_inputs(config, data_path(config, config.output_path, args.data))
+    checked = check_inputs(config, data_path(config, config.output_path, args.data))
+    fit_gates(fit_classes(config, checked.label_values).config, checked.rows)
 
     from pipeline.local_runner import run_local
     from pipeline.summary import format_table
+
+    if not args.verbose:
+        import tf_keras
+
+        # Keras then writes its epoch lines through absl logging, which --verbose alone
+        # shows: hundreds of them (every search trial, every fine-tuning) would bury
+        # the one progress line per component.
+        tf_keras.utils.disable_interactive_logging()
 
     run_summary = run_local(
         config, data=args.data, beam_args=args.beam_arg, enable_cache=not args.no_cache
     )
     print(format_table(run_summary))
     print(f"report: {config.output_path / 'report.html'}")
+    refusal = run_summary.refusal()
+    if refusal is not None:
+        print(f"leanline: not pushed: {refusal}", file=sys.stderr)
+        return EXIT_REFUSED
     return 0
 
 
@@ -116,7 +131,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.handler(args)
     except UserError as error:
         print(f"leanline: error: {error}", file=sys.stderr)
-        return 2
+        return EXIT_ERROR
 
 
 if __name__ == "__main__":

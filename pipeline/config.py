@@ -8,8 +8,10 @@ installed Python package (the taxi CSV in the tfx wheel, for instance).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.util
+import math
 import os
 import re
 from pathlib import Path
@@ -20,6 +22,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     ValidationError,
     field_validator,
     model_validator,
@@ -82,6 +85,11 @@ def metric_name(class_name: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", class_name).lower().replace("a_u_c", "auc")
 
 
+# Unset accuracy gates' bounds on large eval splits (absolute drops, fractions), and the
+# TFLite/SavedModel agreement; on few rows they grow to GATE_RESOLUTION_ROWS rows' worth.
+DEFAULT_MAX_DROP = {"max_drop_vs_uncompressed": 0.005, "max_drop_vs_blessed": 0.01}
+DEFAULT_MIN_TFLITE_AGREEMENT = 0.99
+GATE_RESOLUTION_ROWS = 1.5
 # The share of the train split a search holds out where training sets none.
 DEFAULT_VALIDATION_FRACTION = 0.2
 # The search's quality budget where neither it nor the gate sets one that fits.
@@ -134,8 +142,50 @@ class DataConfig(_Strict):
 class LabelConfig(_Strict):
     # The raw column the label comes from (family taxi derives "big tipper" from it).
     column: str
+    # Classification only: the class names in id order, served beside the probabilities
+    # (`classes`); the pusher refuses a version whose list differs from the last pushed
+    # one's. A label of strings has the ids of its values' positions here (another value
+    # is refused); a label of integers has its values as ids, named here. Unset, a local
+    # run on CSV lists a label's strings sorted (pipeline/classes.py).
+    classes: Annotated[list[str], Field(min_length=2)] | None = None
     # Classification only: number of classes; 2 means one sigmoid output, more a softmax.
+    # Unset: the classes' count; else, on a local CSV run, an integer label's largest
+    # id + 1 (pipeline/classes.py); else 2.
     num_classes: Annotated[int, Field(ge=2)] = 2
+
+    @model_validator(mode="before")
+    @classmethod
+    def _count_of_the_classes(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        classes = data.get("classes")
+        if isinstance(classes, list) and any(isinstance(name, bool) for name in classes):
+            raise ValueError(
+                f"classes {classes}: YAML reads unquoted yes, no, true, false, on and off as "
+                "booleans; quote class names, e.g. ['no', 'yes']"
+            )
+        if data.get("num_classes") is None:
+            data = {key: value for key, value in data.items() if key != "num_classes"}
+            if isinstance(classes, list):
+                data["num_classes"] = len(classes)
+        return data
+
+    @model_validator(mode="after")
+    def _classes_are_distinct_names(self) -> LabelConfig:
+        if self.classes is None:
+            return self
+        repeated = sorted({name for name in self.classes if self.classes.count(name) > 1})
+        if repeated or "" in self.classes:
+            raise ValueError(
+                f"classes {self.classes}: each class needs a name of its own "
+                f"({'repeated: ' + ', '.join(map(repr, repeated)) if repeated else 'an empty one'})"
+            )
+        if self.num_classes != len(self.classes):
+            raise ValueError(
+                f"num_classes is {self.num_classes} but classes names {len(self.classes)}: "
+                "set one of them, or both alike"
+            )
+        return self
 
 
 class FeaturesConfig(_Strict):
@@ -312,10 +362,11 @@ class ModelConfig(_Strict):
                     f"family {' or '.join(REGRESSION_FAMILIES)}, or your own module"
                 )
             # 2 is the default, which a saved run config spells out.
-            if self.label.num_classes != 2:
-                raise ValueError(
-                    "label.num_classes is for classification; a regression label is a number"
-                )
+            for key, unset in (("num_classes", 2), ("classes", None)):
+                if getattr(self.label, key) != unset:
+                    raise ValueError(
+                        f"label.{key} is for classification; a regression label is a number"
+                    )
         return self
 
 
@@ -334,16 +385,29 @@ class StrategyConfig(_Strict):
 
 
 class TrainingConfig(_Strict):
-    epochs: PositiveInt = 5
-    batch_size: PositiveInt = 128
+    # Unset: chosen from the train split's size (models/common/schedule.py): a batch of
+    # about 1 row in 50, and up to ~2000 steps stopped early on held-out train rows with
+    # the best epoch's weights kept. Set: exactly these, no early stopping.
+    epochs: PositiveInt | None = None
+    batch_size: PositiveInt | None = None
     learning_rate: Annotated[float, Field(gt=0)] = 1e-3
     # Upper bound on steps per epoch; None means one pass over the train split.
     steps_per_epoch: PositiveInt | None = None
     strategy: StrategyConfig = StrategyConfig()
-    # Share of the train split held out of training and fine-tuning, for the compression
-    # search to judge candidates on rows no model has learned from. Default: none, or
-    # 0.2 with compression.search.
+    # Share of the train split held out of training and fine-tuning: early stopping (epochs
+    # unset) and the compression search judge on rows no model has learned from.
+    # Default: none, or 0.2 with unset epochs or a compression.search.
     validation_fraction: Annotated[float, Field(ge=0.05, le=0.5)] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _early_stopping_has_rows(cls, data: Any) -> Any:
+        """Unset epochs stop early on DEFAULT_VALIDATION_FRACTION of the train split
+        where `validation_fraction` is unset."""
+        if isinstance(data, dict) and data.get("epochs") is None:
+            if data.get("validation_fraction") is None:
+                return {**data, "validation_fraction": DEFAULT_VALIDATION_FRACTION}
+        return data
 
     @property
     def validation_every(self) -> int | None:
@@ -449,7 +513,13 @@ class SearchConfig(_Strict):
         0.8,
         0.9,
     ]
-    quantizations: Annotated[list[Quantization], Field(min_length=1)] = ["int8_ptq", "pqat"]
+    # `dynamic` (int8 weights, float activations) keeps a near-lossless candidate in the
+    # space where full int8 loses.
+    quantizations: Annotated[list[Quantization], Field(min_length=1)] = [
+        "int8_ptq",
+        "dynamic",
+        "pqat",
+    ]
     students: list[DistillationConfig] = []
 
 
@@ -463,7 +533,8 @@ class CompressionConfig(_Strict):
     # settings and fine_tune_epochs still apply); `pruning.target_sparsity`,
     # `quantization` and `distillation` are then not used.
     search: SearchConfig | None = None
-    fine_tune_epochs: PositiveInt = 3
+    # Epochs of fine-tuning while pruning or QAT; unset: about 500 steps (3 to 50 epochs).
+    fine_tune_epochs: PositiveInt | None = None
     # Train-split examples fed to the converter to calibrate int8 ranges.
     representative_examples: PositiveInt = 256
     # Rows of the eval split used for the report's quality (accuracy or errors) and latency figures.
@@ -520,8 +591,9 @@ class ThresholdsConfig(_Strict):
     max_value: float | None = None
     # The share of eval rows on which a classifier's shipped TFLite (end to end, or on its
     # tokenizer's token ids) and its SavedModel must predict the same class for the
-    # pusher to publish the version.
-    min_tflite_agreement: Fraction = 0.99
+    # pusher to publish the version (default 0.99, or fewer on few rows: see
+    # fitted_to_eval_rows).
+    min_tflite_agreement: Fraction | None = None
     max_increase_vs_uncompressed: Annotated[float, Field(ge=0.0)] | None = None
     max_increase_vs_blessed: Annotated[float, Field(ge=0.0)] | None = None
     # The slice gate, part of the compression gate: compression hurts rare slices most
@@ -539,6 +611,29 @@ class ThresholdsConfig(_Strict):
         return self.metric in LOWER_IS_BETTER_METRICS
 
     @property
+    def tflite_agreement(self) -> float:
+        return _given(self.min_tflite_agreement, DEFAULT_MIN_TFLITE_AGREEMENT)
+
+    def fitted_to_eval_rows(self, eval_rows: int, agreement_rows: int) -> ThresholdsConfig:
+        """These thresholds with the unset row-counted bounds no finer than
+        GATE_RESOLUTION_ROWS rows of the split they are judged on: an accuracy drop vs the
+        uncompressed and the blessed model (`eval_rows`), the TFLite agreement
+        (`agreement_rows`). A bound below one row's worth refuses every compressed model
+        that changes a single prediction; 1.5 rows lets one row change, never two. Set
+        bounds and relative ones (errors) stay as they are."""
+        update: dict[str, float] = {}
+        if not self.lower_is_better:
+            row = GATE_RESOLUTION_ROWS / eval_rows
+            for key, default in DEFAULT_MAX_DROP.items():
+                if getattr(self, key) is None:
+                    update[key] = _round_up(max(default, row))
+        if self.min_tflite_agreement is None:
+            row = GATE_RESOLUTION_ROWS / agreement_rows
+            allowed = _round_up(max(1 - DEFAULT_MIN_TFLITE_AGREEMENT, row))
+            update["min_tflite_agreement"] = max(0.0, round(1 - allowed, 4))
+        return self.model_copy(update=update)
+
+    @property
     def floor(self) -> float | None:
         return None if self.lower_is_better else _given(self.min_value, 0.5)
 
@@ -551,7 +646,9 @@ class ThresholdsConfig(_Strict):
         """How far the metric may move against the run's uncompressed model."""
         if self.lower_is_better:
             return "relative", _given(self.max_increase_vs_uncompressed, 0.05)
-        return "absolute", _given(self.max_drop_vs_uncompressed, 0.005)
+        return "absolute", _given(
+            self.max_drop_vs_uncompressed, DEFAULT_MAX_DROP["max_drop_vs_uncompressed"]
+        )
 
     @property
     def vs_slices(self) -> ChangeBound | None:
@@ -568,7 +665,7 @@ class ThresholdsConfig(_Strict):
         """How far the metric may move against the last pushed model."""
         if self.lower_is_better:
             return "relative", _given(self.max_increase_vs_blessed, 0.05)
-        return "absolute", _given(self.max_drop_vs_blessed, 0.01)
+        return "absolute", _given(self.max_drop_vs_blessed, DEFAULT_MAX_DROP["max_drop_vs_blessed"])
 
     @model_validator(mode="after")
     def _bounds_fit_the_direction(self) -> ThresholdsConfig:
@@ -601,6 +698,11 @@ class ThresholdsConfig(_Strict):
 
 def _given(value: float | None, default: float) -> float:
     return default if value is None else value
+
+
+def _round_up(value: float) -> float:
+    """`value` to 4 decimals, up: a bound written into leanline.yaml reads plainly."""
+    return math.ceil(value * 10_000 - 1e-9) / 10_000
 
 
 class EvaluationConfig(_Strict):
@@ -669,40 +771,38 @@ class LeanlineConfig(_Strict):
     output_dir: str | None = None
     # Directory of the YAML file; relative paths resolve against it.
     config_dir: str = Field(default=".", exclude=True)
+    # Dotted keys that validation filled in from the kind of model (`_task_defaults`)
+    # rather than read: a copy with other classes (with_overrides) fills them in anew.
+    _filled_in: frozenset[str] = PrivateAttr(default=frozenset())
 
-    @model_validator(mode="before")
+    @model_validator(mode="wrap")
     @classmethod
-    def _metrics_for_the_task(cls, data: Any) -> Any:
+    def _metrics_for_the_task(cls, data: Any, handler: Any) -> LeanlineConfig:
         """Fills `evaluation.metrics` and the gated metric, where the config names none,
-        for the kind of model: accuracy for classifiers, errors for regressors."""
-        if not isinstance(data, dict) or not isinstance(data.get("model"), dict):
-            return data
-        evaluation = data.get("evaluation") or {}
-        thresholds = evaluation.get("thresholds") or {} if isinstance(evaluation, dict) else None
-        if not isinstance(thresholds, dict) or ("metrics" in evaluation and "metric" in thresholds):
-            return data
-        model, label = data["model"], data["model"].get("label")
-        num_classes = label.get("num_classes", 2) if isinstance(label, dict) else 2
-        if model.get("task") == "regression":
-            kind = "regression"
-        else:
-            kind = "binary" if num_classes == 2 else "multiclass"
-        metrics, gated = DEFAULT_METRICS[kind]
-        evaluation = {"metrics": metrics, **evaluation}
-        evaluation["thresholds"] = {"metric": gated, **thresholds}
-        return {**data, "evaluation": evaluation}
+        for the kind of model: accuracy for classifiers, errors for regressors; and
+        records what it filled in (`written`)."""
+        if not isinstance(data, dict):
+            return handler(data)
+        data, filled = _task_defaults(data)
+        config = handler(data)
+        config._filled_in = filled
+        return config
 
     @model_validator(mode="before")
     @classmethod
-    def _search_has_validation_rows(cls, data: Any) -> Any:
-        """A search holds out DEFAULT_VALIDATION_FRACTION of the train split where
+    def _defaults_that_fit_the_data(cls, data: Any) -> Any:
+        """Without a `compression` section the run searches (the default search space
+        holds near-lossless candidates, so a small table ships its smallest model within
+        budget). A search holds out DEFAULT_VALIDATION_FRACTION of the train split where
         `training.validation_fraction` is unset."""
-        if not isinstance(data, dict) or not isinstance(data.get("compression"), dict):
+        if not isinstance(data, dict):
             return data
-        training = data.get("training") or {}
-        if data["compression"].get("search") is None or not isinstance(training, dict):
+        if data.get("compression") is None:
+            data = {**data, "compression": {"search": {}}}
+        compression, training = data["compression"], data.get("training") or {}
+        if not isinstance(compression, dict) or not isinstance(training, dict):
             return data
-        if training.get("validation_fraction") is not None:
+        if compression.get("search") is None or training.get("validation_fraction") is not None:
             return data
         return {
             **data,
@@ -786,13 +886,67 @@ class LeanlineConfig(_Strict):
     def label_key(self) -> str:
         return self.model.label.column
 
+    def written(self, key: str) -> bool:
+        """Whether the dotted key (`model.label.num_classes`) was given, not filled in
+        for the kind of model."""
+        return key not in self._filled_in
+
     def with_overrides(self, **changes: Any) -> LeanlineConfig:
-        """A copy with fields replaced (nested mappings merge), validated like the original."""
-        data = _deep_merge(self.model_dump(by_alias=True), changes)
+        """A copy with fields replaced (nested mappings merge), validated like the original:
+        what validation filled in for the kind of model is filled in again for the copy's."""
+        data = self.model_dump(by_alias=True)
+        for key in self._filled_in:
+            *parents, name = key.split(".")
+            section = functools.reduce(dict.__getitem__, parents, data)
+            del section[name]
+        data = _deep_merge(data, changes)
         try:
             return LeanlineConfig.model_validate({**data, "config_dir": self.config_dir})
         except ValidationError as error:
             raise ConfigError(_format_errors(f"{self.name} with {changes}", error)) from None
+
+
+def _class_count(label: Any) -> int:
+    """The number of classes a raw `model.label` mapping gives, as LabelConfig reads it."""
+    if not isinstance(label, dict):
+        return 2
+    classes = label.get("classes")
+    return label.get("num_classes") or (len(classes) if isinstance(classes, list) else 2)
+
+
+def _task_defaults(data: dict[str, Any]) -> tuple[dict[str, Any], frozenset[str]]:
+    """The raw config with `evaluation.metrics` and `evaluation.thresholds.metric` filled
+    in where unset, for the kind of model (DEFAULT_METRICS), and the dotted keys that
+    were unset: those two and `model.label.num_classes`."""
+    model = data.get("model")
+    evaluation = data.get("evaluation") or {}
+    thresholds = evaluation.get("thresholds") or {} if isinstance(evaluation, dict) else None
+    if not isinstance(model, dict) or not isinstance(thresholds, dict):
+        return data, frozenset()
+    label = model.get("label")
+    filled = set()
+    if isinstance(label, dict) and label.get("num_classes") is None:
+        filled.add("model.label.num_classes")
+    if model.get("task") == "regression":
+        kind = "regression"
+    else:
+        kind = "binary" if _class_count(label) == 2 else "multiclass"
+    metrics, gated = DEFAULT_METRICS[kind]
+    if "metrics" not in evaluation:
+        evaluation = {"metrics": metrics, **evaluation}
+        filled.add("evaluation.metrics")
+    elif kind != "regression" and "model.label.num_classes" in filled and not label.get("classes"):
+        # No class count yet (a local run takes it from the data): gate on a metric that
+        # the config's metrics compute, whichever kind it is for.
+        written = {metric_name(m) for m in evaluation["metrics"] or () if isinstance(m, str)}
+        kinds = ("binary", "multiclass")
+        gated = next(
+            (DEFAULT_METRICS[k][1] for k in kinds if DEFAULT_METRICS[k][1] in written), gated
+        )
+    if "metric" not in thresholds:
+        evaluation = {**evaluation, "thresholds": {"metric": gated, **thresholds}}
+        filled.add("evaluation.thresholds.metric")
+    return {**data, "evaluation": evaluation}, frozenset(filled)
 
 
 def _deep_merge(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:

@@ -249,7 +249,7 @@ def create_pipeline(
             tflite_model_dir=os.path.join(serving_root, TFLITE_DIR, config.name),
             warmup_requests=config.serving.warmup_requests,
             model_name=config.name,
-            min_tflite_agreement=evaluation.thresholds.min_tflite_agreement,
+            min_tflite_agreement=evaluation.thresholds.tflite_agreement,
         )
 
     return Pipeline(

@@ -18,6 +18,14 @@ What spreadsheet and database exports write besides plain numbers:
   column that must hold numbers are read as missing: the copy ExampleGen reads has
   those cells empty, and `CheckedInputs.notes` counts them per column. In any other
   column they are values ("NA" may be North America).
+- Integers written as floats ("2.0": pandas writes an integer column with gaps so) in
+  a column that must hold integers are integers: the copy has them as "2", since
+  ExampleGen would type the column FLOAT, against a curated INT or the int64 ids
+  Transform makes. A classifier's label whose values are all numbers or spreadsheet
+  booleans (TRUE, FALSE, any case) holds class ids: the copy has integers there, a
+  boolean as the number spreadsheets take it for (FALSE 0, TRUE 1), not a class name
+  whose id would depend on the other names. A label with any other value holds class
+  names, kept as written.
 - A column that needs a value in every row (`value_rules`: the label of the tabular,
   digits and text families, `value_count.min` of a curated schema) is refused where a cell
   is empty or such a marker, rather than stopping the run at Transform or the DataGate.
@@ -33,6 +41,7 @@ What spreadsheet and database exports write besides plain numbers:
 from __future__ import annotations
 
 import csv
+import decimal
 import hashlib
 import json
 import math
@@ -40,7 +49,7 @@ import os
 import re
 import shlex
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -64,6 +73,11 @@ _SNIFF_BYTES = 8192
 _BYTE_ORDER_MARK = "\ufeff"
 # A failure message lists at most this many problems.
 MAX_PROBLEMS = 20
+# A classifier's label with more distinct values than this holds no set of classes (an
+# id or a measurement column, more likely): pre-flight stops collecting them and says so.
+MAX_LABEL_VALUES = 10_000
+# Values not among model.label.classes named per file in a failure message.
+_UNKNOWN_LABEL_VALUES_SHOWN = 10
 
 # What exports write for a missing number, compared upper-cased with surrounding spaces
 # ignored: pandas' default NA strings that float() does not parse (it reads "nan"),
@@ -80,8 +94,14 @@ _NUMBER_DISPLAY_CHARACTERS = str.maketrans("", "", ",$€£¥%' \u00a0\u202f")
 # Excel's formula errors: #DIV/0!, #VALUE!, #REF!, #NAME?, #NUM!, #NULL!, #SPILL!.
 _FORMULA_ERROR = re.compile(r"#[A-Z0/]+[!?]")
 # Families whose preprocessing_fn stops on a row without a label
-# (models.tabular.preprocessing.present); taxi derives its label from tips and fare.
+# (models.tabular.preprocessing.present), and which read a classifier's label as class
+# ids (models.tabular.preprocessing.class_ids); taxi derives its label from tips and fare.
 _FAMILIES_NEEDING_A_LABEL = ("tabular", "digits", "text")
+# ExampleGen types a column INT when every value is an integer in this range.
+_INT64_RANGE = range(-(2**63), 2**63)
+# Spreadsheet booleans (Excel writes TRUE and FALSE, pandas True and False), compared
+# upper-cased with surrounding spaces ignored, as the numbers spreadsheets take them for.
+_BOOLEAN_NUMBERS = {"FALSE": "0", "TRUE": "1"}
 
 
 class InputDataError(UserError):
@@ -93,6 +113,28 @@ def _is_missing_marker(cell: str) -> bool:
     return cell.strip().upper() in MISSING_VALUE_MARKERS
 
 
+def _integer_text(cell: str) -> str | None:
+    """The integer a number cell writes, in plain digits ("2.0", "2.00", "2e3": "2", "2",
+    "2000"); None when it writes a number that is no integer in ExampleGen's INT range,
+    or no number. Read as a decimal, not a float, so that no digit is rounded."""
+    try:
+        number = decimal.Decimal(cell)
+    except decimal.InvalidOperation:
+        return None
+    # adjusted() is the exponent of the leading digit: larger ones are outside int64,
+    # and int() of 1e999999999 would take minutes.
+    if not number.is_finite() or number.adjusted() > 18 or number != number.to_integral_value():
+        return None
+    integer = int(number)
+    return str(integer) if integer in _INT64_RANGE else None
+
+
+def _class_id(cell: str) -> str:
+    """A cell of a label holding class ids as the copy holds it: a boolean as its number,
+    an integer written as a float as an integer."""
+    return _BOOLEAN_NUMBERS.get(cell.strip().upper()) or _integer_text(cell) or cell
+
+
 @dataclass(frozen=True)
 class NumberRule:
     """A column that must hold numbers (integers when `integer`), and who says so."""
@@ -100,15 +142,20 @@ class NumberRule:
     integer: bool
     source: str
 
-    def accepts(self, cell: str) -> bool:
-        """Like ExampleGen's type inference: empty is missing, else int() or float() parses."""
+    def plain(self, cell: str) -> str | None:
+        """The cell as the copy ExampleGen reads holds it: itself (empty is missing), or
+        for integers the integer a float writes ("2.0" -> "2"); None when it is not a
+        number of this kind. Like ExampleGen's type inference: int() or float() parses."""
         if not cell:
-            return True
+            return cell
         try:
             int(cell) if self.integer else float(cell)
         except ValueError:
-            return False
-        return True
+            return _integer_text(cell) if self.integer else None
+        return cell
+
+    def accepts(self, cell: str) -> bool:
+        return self.plain(cell) is not None
 
     @property
     def expected(self) -> str:
@@ -125,12 +172,28 @@ class CheckedInputs:
     # Files whose first line ExampleGen would misread (quoted names, a byte-order mark),
     # with the column names the csv module reads there.
     plain_headers: dict[Path, list[str]] = field(default_factory=dict)
-    # Files with missing-value markers in columns that must hold numbers, with those
-    # columns: ExampleGen's copy has these cells empty.
-    missing_markers: dict[Path, tuple[str, ...]] = field(default_factory=dict)
+    # Files whose copy ExampleGen reads has cells rewritten, with those columns and how
+    # (`_CELL_REWRITES`): missing-value markers emptied, integers written as floats and
+    # a classifier's booleans written as integers.
+    rewrites: dict[Path, dict[str, str]] = field(default_factory=dict)
     # What the run should know but that stops nothing (non-finite numbers and
-    # missing-value markers read as missing).
+    # missing-value markers read as missing, cells read as integers).
     notes: tuple[str, ...] = ()
+    # A classifier's label values in all files (`classes_label`); None when the family
+    # reads no label values or the format is not checked.
+    label_values: LabelValues | None = None
+
+
+@dataclass(frozen=True)
+class LabelValues:
+    """The distinct values of a classifier's label column in all files, as ExampleGen
+    reads them, with their rows: pipeline.classes takes the class list from them."""
+
+    column: str
+    # Class names (strings, as written) where ExampleGen reads strings (`_label_values`);
+    # else class ids (booleans and integers written as floats as the copy holds them).
+    names: bool
+    rows: dict[str | int, int]
 
 
 @dataclass
@@ -158,6 +221,10 @@ class _Columns:
     numbers: dict[int, tuple[str, NumberRule]]
     # Columns that need a value in every row (`value_rules`).
     needing_values: dict[int, str]
+    # A classifier's label that may hold class ids (`class_id_label`).
+    label: int | None
+    # A classifier's label whose values are collected (`classes_label`).
+    label_values: int | None = None
 
 
 @dataclass
@@ -173,6 +240,17 @@ class _FileScan:
     non_finite: dict[str, _Occurrences] = field(default_factory=dict)
     # Missing-value markers in columns that must hold numbers, by column.
     markers: dict[str, _Occurrences] = field(default_factory=dict)
+    # Integers written as floats ("2.0") in columns that must hold integers, by column;
+    # the label's once every file shows that it holds class ids.
+    integral_floats: dict[str, _Occurrences] = field(default_factory=dict)
+    # Booleans in the label, once every file shows that it holds class ids.
+    booleans: dict[str, _Occurrences] = field(default_factory=dict)
+    # The label's cells other than plain integers, by `_label_cell_kind`.
+    label_cells: dict[str, _Occurrences] = field(default_factory=dict)
+    # A classifier's label values as written (`classes_label`), up to MAX_LABEL_VALUES;
+    # `too_many_label_values` when the file holds more.
+    label_values: dict[str, _Occurrences] = field(default_factory=dict)
+    too_many_label_values: bool = False
     # Cells with no value (empty, or a marker in a number column) in columns that need
     # one in every row, by column.
     no_value: dict[str, _Occurrences] = field(default_factory=dict)
@@ -192,51 +270,178 @@ def check_inputs(config: LeanlineConfig, data_path: str) -> CheckedInputs:
     required = required_columns(config)
     numeric = number_rules(config)
     needing_values = value_rules(config)
+    label = class_id_label(config, numeric)
+    classes_column = classes_label(config)
     problems: list[str] = []
     headers: dict[Path, list[str]] = {}
-    plain_headers: dict[Path, list[str]] = {}
-    missing_markers: dict[Path, tuple[str, ...]] = {}
-    notes: list[str] = []
-    rows = 0
+    scans: dict[Path, _FileScan] = {}
     for file in files:
-        header, scan = _check_file(file, required, numeric, needing_values, problems)
+        header, scan = _check_file(
+            file, required, numeric, needing_values, label, classes_column, problems
+        )
         if header is not None:
-            headers[file] = header
-            rows += scan.rows
-            if scan.needs_plain_header:
-                plain_headers[file] = header
-            if scan.markers:
-                missing_markers[file] = tuple(scan.markers)
-            notes += _read_as_missing_notes(file, scan)
+            headers[file], scans[file] = header, scan
     problems.extend(_header_mismatches(headers))
+    if label is not None:
+        _settle_label_cells(label, scans, problems)
+    label_values = None
+    if classes_column is not None:
+        label_values = _label_values(config, classes_column, label is not None, scans, problems)
+    rows = sum(scan.rows for scan in scans.values())
     if not problems and rows == 0:
         names = ", ".join(str(f) for f in files)
         problems.append(f"{names}: a header but no data rows")
     if problems:
         raise InputDataError(_failure_message(problems))
+    rewrites = {file: _rewrites(scan, numeric, label) for file, scan in scans.items()}
     return CheckedInputs(
         path=path,
         files=tuple(files),
         rows=rows,
-        plain_headers=plain_headers,
-        missing_markers=missing_markers,
-        notes=tuple(notes),
+        plain_headers={
+            file: headers[file] for file, scan in scans.items() if scan.needs_plain_header
+        },
+        rewrites={file: columns for file, columns in rewrites.items() if columns},
+        notes=tuple(note for file, scan in scans.items() for note in _notes(file, scan)),
+        label_values=label_values,
     )
 
 
-def _read_as_missing_notes(file: Path, scan: _FileScan) -> list[str]:
-    non_finite = [
-        f"{file}: column {column!r} holds {_count(seen.count, 'value')} that "
-        f"{'is' if seen.count == 1 else 'are'} not finite (first: line "
-        f"{seen.first_line}, {seen.first_value!r}), read as missing"
-        for column, seen in scan.non_finite.items()
+def classes_label(config: LeanlineConfig) -> str | None:
+    """The label column whose values pre-flight collects: a classifier's, where the
+    family reads its values as class names or ids (`models.tabular.preprocessing.class_ids`)."""
+    if config.model.is_regression or config.model.family not in _FAMILIES_NEEDING_A_LABEL:
+        return None
+    return config.model.label.column
+
+
+def _label_values(
+    config: LeanlineConfig,
+    column: str,
+    holds_ids: bool,
+    scans: dict[Path, _FileScan],
+    problems: list[str],
+) -> LabelValues | None:
+    """The label's values in all files, read as ExampleGen types the column: names when
+    any value is no number, or a boolean where the label does not hold class ids (the
+    copy then keeps it as written: `holds_ids` is for `class_id_label`). Appends a
+    problem for too many values, and for each file with values that
+    `model.label.classes` does not list."""
+    if any(scan.too_many_label_values for scan in scans.values()):
+        problems.append(
+            f"column {column!r} (model.label.column of a classifier) holds more than "
+            f"{MAX_LABEL_VALUES} distinct values, too many to be classes: is it the column to "
+            "predict? (A number to predict is model.task: regression.)"
+        )
+        return None
+    written: dict[str, int] = {}
+    for scan in scans.values():
+        for value, seen in scan.label_values.items():
+            written[value] = written.get(value, 0) + seen.count
+    name_kinds = {_NAME} if holds_ids else {_NAME, _BOOLEAN}
+    names = any(_label_cell_kind(value) in name_kinds for value in written)
+    classes = config.model.label.classes
+    if classes is not None:
+        for file, scan in scans.items():
+            values = scan.label_values.items()
+            unknown = [seen for value, seen in values if not _is_class(value, names, classes)]
+            if unknown:
+                problems.append(_unknown_labels_problem(file, column, names, classes, unknown))
+    rows: dict[str | int, int] = {}
+    for value, count in written.items():
+        key = value if names else _class_id_number(value)
+        if key is not None:
+            rows[key] = rows.get(key, 0) + count
+    return LabelValues(column, names, rows)
+
+
+def _class_id_number(cell: str) -> int | None:
+    """The class id a label cell holds as the copy holds it; None for a number that is
+    no integer (refused as such, `_settle_label_cells`)."""
+    text = _class_id(cell)
+    return int(text) if text.lstrip("-").isdigit() else None
+
+
+def _is_class(value: str, names: bool, classes: list[str]) -> bool:
+    """Whether a label value is among `classes`: a name listed, or an id below their count."""
+    if names:
+        return value in classes
+    number = _class_id_number(value)
+    return number is None or 0 <= number < len(classes)
+
+
+def _unknown_labels_problem(
+    file: Path, column: str, names: bool, classes: list[str], unknown: list[_Occurrences]
+) -> str:
+    unknown = sorted(unknown, key=lambda seen: seen.first_line)
+    shown = ", ".join(
+        f"{seen.first_value!r} ({_count(seen.count, 'row')}, first line {seen.first_line})"
+        for seen in unknown[:_UNKNOWN_LABEL_VALUES_SHOWN]
+    )
+    more = len(unknown) - _UNKNOWN_LABEL_VALUES_SHOWN
+    shown += f" and {more} more values" if more > 0 else ""
+    if names:
+        return (
+            f"{file}: column {column!r} holds values that model.label.classes {classes} does "
+            f"not list: {shown}; add them to the list, or fix or delete those rows"
+        )
+    return (
+        f"{file}: column {column!r} holds class ids outside [0, {len(classes)}), the ids "
+        f"model.label.classes {classes} names in order: {shown}; fix or delete those rows"
+    )
+
+
+def _settle_label_cells(label: str, scans: dict[Path, _FileScan], problems: list[str]) -> None:
+    """What the label holds, once every file is read (ExampleGen types a column by all
+    its values): class names, kept as written, when any cell is neither a number nor a
+    boolean; else class ids, so a number that is no integer is a problem, and the copy
+    rewrites integers written as floats and booleans (each scan's integral_floats and
+    booleans)."""
+    if any(_NAME in scan.label_cells for scan in scans.values()):
+        return
+    for file, scan in scans.items():
+        cells = scan.label_cells
+        if _FRACTION in cells:
+            problems.append(_not_numbers_problem(file, label, _CLASS_ID_RULE, cells[_FRACTION]))
+        if _INTEGRAL in cells:
+            scan.integral_floats[label] = cells[_INTEGRAL]
+        if _BOOLEAN in cells:
+            scan.booleans[label] = cells[_BOOLEAN]
+
+
+def _rewrites(scan: _FileScan, numeric: dict[str, NumberRule], label: str | None) -> dict[str, str]:
+    """How the copy rewrites each column of the file that holds cells to rewrite."""
+    rewrites = {}
+    for column in [*scan.markers, *scan.integral_floats, *scan.booleans]:
+        if column == label:
+            rewrites[column] = "class ids"
+        else:
+            rewrites[column] = "integers" if numeric[column].integer else "markers emptied"
+    return rewrites
+
+
+def _notes(file: Path, scan: _FileScan) -> list[str]:
+    """What the scan read otherwise than written, one note per column and kind."""
+    kinds: list[tuple[dict[str, _Occurrences], Callable[[int], str], str]] = [
+        (
+            scan.non_finite,
+            lambda n: f"{_count(n, 'value')} that {'is' if n == 1 else 'are'} not finite",
+            "read as missing",
+        ),
+        (scan.markers, lambda n: _count(n, "missing-value marker"), "read as missing"),
+        (
+            scan.integral_floats,
+            lambda n: f"{_count(n, 'float')} with an integer value",
+            "read as integers",
+        ),
+        (scan.booleans, lambda n: _count(n, "boolean"), "read as class ids FALSE=0, TRUE=1"),
     ]
-    markers = [
-        f"{file}: column {column!r} holds {_count(seen.count, 'missing-value marker')} "
-        f"(first: line {seen.first_line}, {seen.first_value!r}), read as missing"
-        for column, seen in scan.markers.items()
+    return [
+        f"{file}: column {column!r} holds {holds(seen.count)} (first: line "
+        f"{seen.first_line}, {seen.first_value!r}), {read_as}"
+        for occurrences, holds, read_as in kinds
+        for column, seen in occurrences.items()
     ]
-    return non_finite + markers
 
 
 PLAIN_HEADER_DIR = "plain-header-csv"
@@ -244,18 +449,19 @@ PLAIN_HEADER_DIR = "plain-header-csv"
 
 def example_gen_path(checked: CheckedInputs, work_dir: Path) -> str:
     """The path ExampleGen reads: the checked one, or, when a file's header needs CSV
-    quoting rules or a column holds missing-value markers, copies under `work_dir`:
-    a plain comma-separated header line, the markers' cells empty, every other byte
-    of a file without markers as it was.
+    quoting rules or a column holds cells to rewrite (`CheckedInputs.rewrites`), copies
+    under `work_dir`: a plain comma-separated header line, those cells rewritten, every
+    other byte of a file without such cells as it was.
 
     A copy keeps its source's modification time and is written again only when the
     source changes, so ExampleGen's input fingerprint, and its cache, hold across runs.
-    Copies that empty markers in other columns (the config changed) go to another
-    directory, so neither this check nor ExampleGen's cache takes one for the other.
+    Copies that rewrite other columns, or rewrite them otherwise (the config changed),
+    go to another directory, so neither this check nor ExampleGen's cache takes one for
+    the other.
     """
-    if not checked.plain_headers and not checked.missing_markers:
+    if not checked.plain_headers and not checked.rewrites:
         return str(checked.path)
-    copies = _copies_dir(work_dir, checked.missing_markers)
+    copies = _copies_dir(work_dir, checked.rewrites)
     names = {file.name for file in checked.files}
     for stale in copies.iterdir():  # a file since removed from the input directory
         if stale.name not in names:
@@ -266,8 +472,8 @@ def example_gen_path(checked: CheckedInputs, work_dir: Path) -> str:
         if target.exists() and target.stat().st_mtime_ns == source_stat.st_mtime_ns:
             continue
         partial = target.with_name(f".{target.name}.partial")
-        if file in checked.missing_markers:
-            _copy_emptying_markers(file, partial, checked.missing_markers[file])
+        if file in checked.rewrites:
+            _copy_rewriting_cells(file, partial, checked.rewrites[file])
         else:
             _copy_with_plain_header(file, partial, checked.plain_headers.get(file))
         os.utime(partial, ns=(source_stat.st_atime_ns, source_stat.st_mtime_ns))
@@ -275,14 +481,16 @@ def example_gen_path(checked: CheckedInputs, work_dir: Path) -> str:
     return str(copies if checked.path.is_dir() else copies / checked.path.name)
 
 
-def _copies_dir(work_dir: Path, missing_markers: dict[Path, tuple[str, ...]]) -> Path:
-    """The directory of copies whose markers are emptied in these columns; copies for
-    other columns are removed."""
+def _copies_dir(work_dir: Path, rewrites: dict[Path, dict[str, str]]) -> Path:
+    """The directory of copies whose cells are rewritten so, in these columns; copies
+    for other columns are removed."""
     root = work_dir / PLAIN_HEADER_DIR
-    if missing_markers:
-        emptied = sorted((file.name, sorted(columns)) for file, columns in missing_markers.items())
-        digest = hashlib.sha256(json.dumps(emptied).encode()).hexdigest()[:12]
-        copies = root / f"markers-emptied-{digest}"
+    if rewrites:
+        rewritten = sorted(
+            (file.name, sorted(columns.items())) for file, columns in rewrites.items()
+        )
+        digest = hashlib.sha256(json.dumps(rewritten).encode()).hexdigest()[:12]
+        copies = root / f"cells-rewritten-{digest}"
     else:
         copies = root / "rows-unchanged"
     copies.mkdir(parents=True, exist_ok=True)
@@ -304,24 +512,42 @@ def _copy_with_plain_header(file: Path, target: Path, header: list[str] | None) 
         shutil.copyfileobj(reader, writer)
 
 
-def _copy_emptying_markers(file: Path, target: Path, columns: tuple[str, ...]) -> None:
-    """The file's rows as the csv module reads them, missing-value markers in `columns`
-    emptied, under a plain header."""
+def _emptied_marker(cell: str) -> str:
+    return "" if _is_missing_marker(cell) else cell
+
+
+def _plain_integer(cell: str) -> str:
+    return "" if _is_missing_marker(cell) else _integer_text(cell) or cell
+
+
+# How the copy rewrites a cell, by what its column holds. The names enter the copies'
+# directory digest: a column rewritten otherwise is another copy.
+_CELL_REWRITES: dict[str, Callable[[str], str]] = {
+    "markers emptied": _emptied_marker,
+    "integers": _plain_integer,
+    "class ids": _class_id,
+}
+
+
+def _copy_rewriting_cells(file: Path, target: Path, rewrites: dict[str, str]) -> None:
+    """The file's rows as the csv module reads them, the cells of the `rewrites` columns
+    rewritten as `_CELL_REWRITES` says, under a plain header."""
     with (
         file.open(encoding="utf-8-sig", newline="") as source,
         target.open("w", encoding="utf-8", newline="") as copy,
     ):
         rows = csv.reader(source)
         header = next(rows)
-        emptied = [header.index(column) for column in columns]
+        rewritten = [
+            (header.index(column), _CELL_REWRITES[how]) for column, how in rewrites.items()
+        ]
         copy.write(",".join(header) + "\n")
         writer = csv.writer(copy, lineterminator="\n")
         for row in rows:
             if not row:  # a blank line, which ExampleGen skips
                 continue
-            for index in emptied:
-                if _is_missing_marker(row[index]):
-                    row[index] = ""
+            for index, rewrite in rewritten:
+                row[index] = rewrite(row[index])
             writer.writerow(row)
 
 
@@ -384,6 +610,45 @@ def value_rules(config: LeanlineConfig) -> dict[str, str]:
     return rules
 
 
+def class_id_label(config: LeanlineConfig, numeric: dict[str, NumberRule]) -> str | None:
+    """The label column that holds class ids when its values are numbers or booleans:
+    a classifier's, which the family reads with `class_ids`, unless a rule of `numeric`
+    or the curated schema types it (an INT label follows its rule, a BYTES label holds
+    class names as written)."""
+    column = config.model.label.column
+    # A regressor's label has a number rule.
+    if config.model.family not in _FAMILIES_NEEDING_A_LABEL or column in numeric:
+        return None
+    if config.data.schema_path:
+        schema = _schema(Path(config.resolve(config.data.schema_path)))
+        if any(feature.name == column for feature in schema.feature):
+            return None
+    return column
+
+
+# The rule of a label holding class ids; its source says why it must hold integers.
+_CLASS_ID_RULE = NumberRule(
+    True, "class ids: model.label.column of a classifier, whose values are numbers"
+)
+# What a label cell other than an integer or an empty cell is (_label_cell_kind).
+_BOOLEAN, _INTEGRAL, _FRACTION, _NAME = "boolean", "integral float", "fraction", "name"
+
+
+def _label_cell_kind(cell: str) -> str | None:
+    """_BOOLEAN, _INTEGRAL (an integer written as a float), _FRACTION (a number that is no
+    integer), _NAME (no number), or None: an integer, or an empty cell (value_rules)."""
+    if cell.strip().upper() in _BOOLEAN_NUMBERS:
+        return _BOOLEAN
+    plain = _CLASS_ID_RULE.plain(cell)
+    if plain is not None:
+        return _INTEGRAL if plain != cell else None
+    try:
+        float(cell)
+    except ValueError:
+        return _NAME
+    return _FRACTION
+
+
 def _family_columns(config: LeanlineConfig) -> list[str]:
     """Numeric columns a model family reads besides `model.features`."""
     family = config.model.family
@@ -419,6 +684,8 @@ def _check_file(
     required: dict[str, str],
     numeric: dict[str, NumberRule],
     needing_values: dict[str, str],
+    label: str | None,
+    classes_column: str | None,
     problems: list[str],
 ) -> tuple[list[str] | None, _FileScan]:
     """Appends the file's problems; returns its header (None when unreadable) and scan."""
@@ -432,7 +699,8 @@ def _check_file(
         try:
             header = _read_header(file, next(lines, ""), required, problems, scan)
             if header is not None:
-                _scan_rows(lines, _columns_of(header, numeric, needing_values), scan)
+                columns = _columns_of(header, numeric, needing_values, label, classes_column)
+                _scan_rows(lines, columns, scan)
         except _NotUtf8Error as error:
             problems.append(
                 f"{file}: line {error.line} is not UTF-8 text ({error.reason}); "
@@ -447,12 +715,7 @@ def _check_file(
             f"the header {len(header)} ({_count(scan.ragged.count, 'line')} like this)"
         )
     for column, bad in scan.bad_cells.items():
-        rule = numeric[column]
-        problems.append(
-            f"{file}: column {column!r} must hold {rule.expected} ({rule.source}): line "
-            f"{bad.first_line} has {bad.first_value!r} ({_count(bad.count, 'row')} like "
-            f"this){_not_a_number_advice(bad.first_value, rule)}"
-        )
+        problems.append(_not_numbers_problem(file, column, numeric[column], bad))
     for column, empty in scan.no_value.items():
         problems.append(
             f"{file}: column {column!r} needs a value in every row ({needing_values[column]}): "
@@ -463,12 +726,26 @@ def _check_file(
 
 
 def _columns_of(
-    header: list[str], numeric: dict[str, NumberRule], needing_values: dict[str, str]
+    header: list[str],
+    numeric: dict[str, NumberRule],
+    needing_values: dict[str, str],
+    label: str | None,
+    classes_column: str | None,
 ) -> _Columns:
     return _Columns(
         width=len(header),
         numbers={header.index(c): (c, rule) for c, rule in numeric.items() if c in header},
         needing_values={header.index(c): c for c in needing_values if c in header},
+        label=header.index(label) if label in header else None,
+        label_values=header.index(classes_column) if classes_column in header else None,
+    )
+
+
+def _not_numbers_problem(file: Path, column: str, rule: NumberRule, bad: _Occurrences) -> str:
+    return (
+        f"{file}: column {column!r} must hold {rule.expected} ({rule.source}): line "
+        f"{bad.first_line} has {bad.first_value!r} ({_count(bad.count, 'row')} like "
+        f"this){_not_a_number_advice(bad.first_value, rule)}"
     )
 
 
@@ -599,18 +876,37 @@ def _scan_rows(lines: Iterator[str], columns: _Columns, scan: _FileScan) -> None
             continue
         for index, (column, rule) in columns.numbers.items():
             cell = row[index]
-            if rule.accepts(cell):
-                if cell and not math.isfinite(float(cell)):
-                    scan.non_finite[column] = _noted(scan.non_finite.get(column), line, cell)
-            elif _is_missing_marker(cell):
-                scan.markers[column] = _noted(scan.markers.get(column), line, cell)
-            else:
-                scan.bad_cells[column] = _noted(scan.bad_cells.get(column), line, cell)
+            plain = rule.plain(cell)
+            if plain is None:
+                if _is_missing_marker(cell):
+                    scan.markers[column] = _noted(scan.markers.get(column), line, cell)
+                else:
+                    scan.bad_cells[column] = _noted(scan.bad_cells.get(column), line, cell)
+            elif plain != cell:
+                scan.integral_floats[column] = _noted(scan.integral_floats.get(column), line, cell)
+            elif cell and not math.isfinite(float(cell)):
+                scan.non_finite[column] = _noted(scan.non_finite.get(column), line, cell)
+        if columns.label_values is not None and row[columns.label_values]:
+            _note_label_value(scan, row[columns.label_values], line)
+        if columns.label is not None:
+            kind = _label_cell_kind(row[columns.label])
+            if kind is not None:
+                scan.label_cells[kind] = _noted(
+                    scan.label_cells.get(kind), line, row[columns.label]
+                )
         for index, column in columns.needing_values.items():
             cell = row[index]
             # ExampleGen's copy has no value there: the cell is empty, or a marker it empties.
             if not cell or (index in columns.numbers and _is_missing_marker(cell)):
                 scan.no_value[column] = _noted(scan.no_value.get(column), line, cell)
+
+
+def _note_label_value(scan: _FileScan, value: str, line: int) -> None:
+    seen = scan.label_values.get(value)
+    if seen is None and len(scan.label_values) == MAX_LABEL_VALUES:
+        scan.too_many_label_values = True
+        return
+    scan.label_values[value] = _noted(seen, line, value)
 
 
 def _header_mismatches(headers: dict[Path, list[str]]) -> list[str]:

@@ -14,6 +14,7 @@ from ml_metadata.proto import metadata_store_pb2
 
 from models.common.quality import quality_change_words
 from pipeline.config import LeanlineConfig, gates_judge_tflite
+from pipeline.gate_resolution import resolution_words
 
 SUMMARY_FILE = "run_summary.json"
 SAVED_MODEL_FORMAT = "SavedModel"
@@ -53,12 +54,20 @@ class RunSummary:
     rows: dict[str, int]
     compression: dict[str, Any]
     error: str | None = None
+    # Not pushed because the model already is the last pushed one (a rerun with nothing
+    # changed): nothing was refused.
+    already_pushed: bool = False
     # What the pre-flight check noted about the input that stopped nothing.
     input_notes: list[str] = dataclasses.field(default_factory=list)
     # What the gates judged: the end-to-end TFLite files, or the SavedModels.
     gated_format: str = SAVED_MODEL_FORMAT
     # The slices the slice gate refused, in words.
     slice_failures: list[str] = dataclasses.field(default_factory=list)
+    # What training ran and why (history.json without its epochs): epochs and batch size
+    # set by the config or fitted to the train split, early stopping's best epoch.
+    training: dict[str, Any] = dataclasses.field(default_factory=dict)
+    # Each row-counted gate's bound in eval rows (pipeline.gate_resolution).
+    gate_resolution: list[str] = dataclasses.field(default_factory=list)
 
     def result(self) -> dict[str, Any]:
         """What the run is for, first in the summary: how much smaller the compressed
@@ -78,6 +87,14 @@ class RunSummary:
             "pushed_version": self.pushed_version,
             "not_pushed_reason": None if self.pushed else self.error or self.not_pushed_reason,
         }
+
+    def refusal(self) -> str | None:
+        """Why a run that completed pushed nothing new: a gate or the pusher refused its
+        model. None when it pushed, when its model already is the last pushed one, or
+        when it failed (`error`)."""
+        if self.pushed or self.already_pushed or self.error:
+            return None
+        return self.not_pushed_reason
 
     def to_json(self) -> str:
         details = dict(sorted(dataclasses.asdict(self).items()))
@@ -242,6 +259,8 @@ def summarize(config: LeanlineConfig, metadata_path: Path, wall_seconds: float) 
             evaluation = (produced.get("evaluation") or [None])[0]
             if evaluation is not None and node == EVALUATE_COMPRESSION:
                 run.eval_metrics = _overall_metrics(evaluation.uri)
+        elif node == "Trainer" and produced.get("model_run"):
+            run.training = _training(produced["model_run"][0].uri)
         elif node == "Compressor" and produced.get("compression_report"):
             report = produced["compression_report"][0]
             run.compression = {
@@ -254,9 +273,42 @@ def summarize(config: LeanlineConfig, metadata_path: Path, wall_seconds: float) 
             run.pushed_version = property_value(pushed, "pushed_version")
             run.pushed_path = property_value(pushed, "pushed_destination")
             run.not_pushed_reason = property_value(pushed, "not_pushed_reason")
+            run.already_pushed = _already_pushed(store, execution.id)
     if not run.pushed and run.not_pushed_reason is None:
         run.not_pushed_reason = _why_not_pushed(run, config)
+    run.gate_resolution = resolution_words(config, run.rows.get("eval", 0))
     return run
+
+
+def _training(model_run_uri: str) -> dict[str, Any]:
+    """history.json's settings (the Trainer's ModelRun artifact), without the epochs."""
+    import tensorflow as tf
+
+    from models.common.train import HISTORY_FILE
+
+    path = os.path.join(model_run_uri, HISTORY_FILE)
+    if not tf.io.gfile.exists(path):
+        return {}
+    with tf.io.gfile.GFile(path) as handle:
+        history = json.load(handle)
+    return {key: value for key, value in history.items() if key != "epochs"}
+
+
+def _already_pushed(store: mlmd.MetadataStore, pusher_execution_id: int) -> bool:
+    """The pusher's own test (components.serving_pusher.executor._already_pushed): the
+    vs-blessed evaluation compared the model with itself, so the last pushed model is it."""
+    from tfx.components.evaluator.constants import ARTIFACT_PROPERTY_BASELINE_MODEL_ID_KEY
+
+    from components.serving_pusher.executor import MODEL_BLESSING_KEY, MODEL_KEY
+
+    inputs = artifacts_by_key(store, pusher_execution_id, INPUT_EVENTS)
+    (model,) = inputs[MODEL_KEY]
+    blessings = inputs.get(MODEL_BLESSING_KEY) or []
+    return any(
+        property_value(blessing.custom_properties, ARTIFACT_PROPERTY_BASELINE_MODEL_ID_KEY)
+        == model.id
+        for blessing in blessings
+    )
 
 
 def _why_not_pushed(run: RunSummary, config: LeanlineConfig) -> str:
@@ -314,6 +366,13 @@ def format_table(run: RunSummary) -> str:
             + ", ".join(f"{k} {'passed' if v else 'FAILED'}" for k, v in run.blessings.items())
         )
     lines += [f"  slice gate: {failure}" for failure in run.slice_failures]
+    if run.training.get("schedule_reason"):
+        best = run.training.get("best_epoch")
+        lines.append(
+            f"  training: {run.training['schedule_reason']}"
+            + (f"; ran {run.training['epochs_run']}, kept epoch {best}" if best else "")
+        )
+    lines += [f"  gate resolution: {words}" for words in run.gate_resolution]
     lines += [f"  note: {note}" for note in run.input_notes]
     if run.pushed:
         lines.append(f"  pushed version {run.pushed_version} to {run.pushed_path}")

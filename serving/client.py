@@ -4,7 +4,8 @@ Rows become tf.Examples typed like the model's raw features, which the client
 learns from the server itself: the model's `serving_raw` signature has one
 input per raw feature with its dtype (models/common/export.py). A curated
 `schema.pbtxt` can be given instead. Every row is checked before anything is
-sent, and each problem is a `UserError` naming the row and column.
+sent, and each problem is a `UserError` naming the row and column. A classifier's
+answers are shown by class name: the model's `classes` output names the probabilities.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from tensorflow_serving.apis import (
 )
 
 from models.common.export import (
+    CLASSES_KEY,
     EXAMPLES_INPUT,
     OUTPUTS_KEY,
     SERVING_DEFAULT_SIGNATURE,
@@ -289,8 +291,40 @@ def _host_port(server: str) -> str:
     return address
 
 
+def class_probabilities(predictions: Predictions) -> tuple[list[str], np.ndarray] | None:
+    """The class names a classifier answers (its `classes` output) and each row's
+    probability of each, [rows, classes]; None for a model that names no classes. One
+    sigmoid output is the probability of the second class."""
+    if CLASSES_KEY not in predictions or OUTPUTS_KEY not in predictions:
+        return None
+    names = [_text(name) for name in np.asarray(predictions[CLASSES_KEY])[0]]
+    outputs = np.asarray(predictions[OUTPUTS_KEY], np.float64)
+    probabilities = outputs.reshape(len(outputs), -1)
+    if probabilities.shape[1] == 1 and len(names) == 2:
+        probabilities = np.concatenate([1 - probabilities, probabilities], axis=1)
+    return names, probabilities
+
+
+def _text(name: Any) -> str:
+    """A string tensor's value as text: gRPC answers bytes, REST JSON strings."""
+    return name.decode() if isinstance(name, bytes) else str(name)
+
+
 def prediction_records(predictions: Predictions) -> list[dict[str, Any]]:
-    """One JSON-able record per row: `{"row": n, <output>: value or list}`."""
+    """One JSON-able record per row: `{"row": n, "class": name, "probabilities": {name:
+    p}}` for a classifier that names its classes, else `{"row": n, <output>: value or
+    list}`."""
+    named = class_probabilities(predictions)
+    if named is not None:
+        names, probabilities = named
+        return [
+            {
+                "row": i + 1,
+                "class": names[int(np.argmax(row))],
+                "probabilities": dict(zip(names, row.tolist(), strict=True)),
+            }
+            for i, row in enumerate(probabilities)
+        ]
     rows = len(next(iter(predictions.values())))
     return [
         {"row": i + 1, **{name: values[i].tolist() for name, values in sorted(predictions.items())}}
@@ -299,14 +333,22 @@ def prediction_records(predictions: Predictions) -> list[dict[str, Any]]:
 
 
 def format_table(predictions: Predictions) -> str:
-    """A plain-text table: one line per row, one column per output value."""
+    """A plain-text table, one line per row: a classifier that names its classes shows
+    the most likely class and `p(<class>)` of each; other models one column per output
+    value."""
     columns: dict[str, np.ndarray] = {}
-    for name, values in sorted(predictions.items()):
-        flat = values.reshape(len(values), -1)
-        if flat.shape[1] == 1:
-            columns[name] = flat[:, 0]
-        else:
-            columns.update({f"{name}[{j}]": flat[:, j] for j in range(flat.shape[1])})
+    named = class_probabilities(predictions)
+    if named is not None:
+        names, probabilities = named
+        columns["class"] = np.asarray([names[j] for j in probabilities.argmax(axis=1)])
+        columns.update({f"p({name})": probabilities[:, j] for j, name in enumerate(names)})
+    else:
+        for name, values in sorted(predictions.items()):
+            flat = values.reshape(len(values), -1)
+            if flat.shape[1] == 1:
+                columns[name] = flat[:, 0]
+            else:
+                columns.update({f"{name}[{j}]": flat[:, j] for j in range(flat.shape[1])})
     rows = len(next(iter(columns.values())))
     table = [["row", *columns]]
     table += [[str(i + 1), *(_cell(values[i]) for values in columns.values())] for i in range(rows)]

@@ -2,9 +2,10 @@
 
 `train_tiny_model` runs the pipeline's own training stages (ExampleGen, StatisticsGen,
 SchemaGen or ImportSchemaGen, Transform, Trainer; pipeline.pipeline.training_stages)
-in-process on the first rows of a bundled dataset, with the family's real preprocessing_fn and run_fn. `trained_taxi_model` is
-a session-scoped fixture of one such run, shared by every test file that imports it
-(tests/conftest.py does).
+in-process on the first rows of a bundled dataset, with the family's real preprocessing_fn
+and run_fn, on the config as a local run fits it to the rows (its classes: pipeline.classes).
+`trained_taxi_model` and the others are session-scoped fixtures of such runs, shared by
+every test file that imports them (tests/conftest.py does).
 """
 
 from __future__ import annotations
@@ -63,13 +64,16 @@ def _only_uri(root: Path, component: str, output: str) -> str:
 
 def train_tiny_model(config: LeanlineConfig, work_dir: Path, rows: int) -> TinyTrainedModel:
     """Runs the pipeline up to the Trainer on the first `rows` rows of the bundled data."""
+    from pipeline.classes import fit_classes
     from pipeline.local_runner import run_components
     from pipeline.pipeline import training_stages
+    from pipeline.preflight import check_inputs
 
     assert config.data.bundled, "tiny runs use bundled datasets"
     csv_path = write_head(
         bundled_csv(config.data.bundled, work_dir / "bundled"), work_dir / "data" / "rows.csv", rows
     )
+    config = fit_classes(config, check_inputs(config, str(csv_path)).label_values).config
     stages = training_stages(config, str(csv_path))
     root = run_components(
         f"tiny-{config.name}", work_dir, stages.components, config.beam_pipeline_args
@@ -129,6 +133,13 @@ def serialized_example(
 def trained_taxi_model(tmp_path_factory: pytest.TempPathFactory) -> TinyTrainedModel:
     """The taxi model trained for 2 epochs on 500 rows (about a minute, once per session)."""
     return train_tiny_model(tiny_config("taxi"), tmp_path_factory.mktemp("taxi"), rows=500)
+
+
+@pytest.fixture(scope="session")
+def trained_penguins_model(tmp_path_factory: pytest.TempPathFactory) -> TinyTrainedModel:
+    """The tabular model on the 344 penguins, three species named by strings (about 40 s,
+    once per session)."""
+    return train_tiny_model(tiny_config("penguins"), tmp_path_factory.mktemp("penguins"), rows=500)
 
 
 @pytest.fixture(scope="session")

@@ -22,7 +22,7 @@ from fixtures_models import (
 )
 
 from models.common.data import count_examples, transformed_dataset
-from models.common.export import KERAS_MODEL_FILE, OUTPUTS_KEY
+from models.common.export import CLASSES_KEY, KERAS_MODEL_FILE, OUTPUTS_KEY, saved_classes
 from models.common.features import LABEL_KEY, ModelInput
 from models.common.strategy import is_chief, make_strategy
 from models.common.train import HISTORY_FILE, compile_model, steps_per_epoch
@@ -138,8 +138,8 @@ def test_dense_fills_missing_values():
 
 @pytest.fixture(scope="module", params=["taxi", "penguins", "digits"])
 def trained(request, tmp_path_factory) -> TinyTrainedModel:
-    if request.param == "taxi":
-        return request.getfixturevalue("trained_taxi_model")
+    if request.param in ("taxi", "penguins"):
+        return request.getfixturevalue(f"trained_{request.param}_model")
     config = tiny_config(request.param)
     return train_tiny_model(config, tmp_path_factory.mktemp(request.param), rows=500)
 
@@ -148,10 +148,18 @@ def _expected_labels(trained: TinyTrainedModel, rows: list[dict[str, str]]) -> l
     column = trained.config.model.label.column
     if trained.config.name == "taxi":
         return [int(float(r["tips"]) > 0.2 * float(r["fare"] or 0)) for r in rows]
-    if trained.config.name == "penguins":
-        vocabulary = tft.TFTransformOutput(trained.transform_graph_uri).vocabulary_by_name("label")
-        return [vocabulary.index(r[column].encode()) for r in rows]
+    if trained.config.name == "penguins":  # ids in sorted order, whatever the frequencies
+        assert trained.config.model.label.classes == ["Adelie", "Chinstrap", "Gentoo"]
+        return [trained.config.model.label.classes.index(r[column]) for r in rows]
     return [int(r[column]) for r in rows]
+
+
+# The classes each family's model serves, in id order.
+SERVED_CLASSES = {
+    "taxi": ["0", "1"],
+    "penguins": ["Adelie", "Chinstrap", "Gentoo"],
+    "digits": [str(digit) for digit in range(10)],
+}
 
 
 @pytest.mark.slow
@@ -164,8 +172,12 @@ def test_serving_model_predicts_probabilities_from_raw_examples(trained: TinyTra
     assert set(serving.signatures) == SIGNATURES
 
     requests = [serialized_example(r, raw_spec, drop=(label_column,)) for r in rows]
-    probabilities = serving.signatures["serving_default"](examples=tf.constant(requests))
-    probabilities = probabilities[OUTPUTS_KEY].numpy()
+    served = serving.signatures["serving_default"](examples=tf.constant(requests))
+    probabilities = served[OUTPUTS_KEY].numpy()
+    # Each row names the classes in id order, beside its probabilities.
+    expected_classes = [SERVED_CLASSES[config.name]] * len(rows)
+    assert served[CLASSES_KEY].numpy().astype(str).tolist() == expected_classes
+    assert saved_classes(os.path.join(trained.model_uri, "Format-Serving")) == expected_classes[0]
     num_classes = config.model.label.num_classes
     assert probabilities.shape == (len(rows), 1 if num_classes == 2 else num_classes)
     assert np.all((probabilities >= 0) & (probabilities <= 1))
@@ -209,12 +221,16 @@ def test_serving_raw_takes_the_model_columns_and_matches_serving_default(
         name: tf.constant([typed_value(r[name], spec.dtype) for r in rows], spec.dtype)
         for name, spec in raw_inputs.items()
     }
-    from_raw = serving.signatures["serving_raw"](**columns)[OUTPUTS_KEY].numpy()
+    raw = serving.signatures["serving_raw"](**columns)
+    from_raw = raw[OUTPUTS_KEY].numpy()
     raw_spec = tft.TFTransformOutput(trained.transform_graph_uri).raw_feature_spec()
     label_column = trained.config.model.label.column
     requests = [serialized_example(r, raw_spec, drop=(label_column,)) for r in rows]
     from_examples = serving.signatures["serving_default"](examples=tf.constant(requests))
     np.testing.assert_allclose(from_raw, from_examples[OUTPUTS_KEY].numpy(), rtol=1e-5)
+    assert raw[CLASSES_KEY].numpy().astype(str).tolist() == [
+        SERVED_CLASSES[trained.config.name]
+    ] * len(rows)
 
 
 @pytest.mark.slow

@@ -13,6 +13,8 @@ import pytest
 import tensorflow as tf
 import yaml
 
+from models.common.export import saved_classes
+from models.common.tflite_format import tflite_classes
 from pipeline.config import LeanlineConfig, custom_config, load_config
 from pipeline.datasets import bundled_csv
 from pipeline.errors import UserError
@@ -69,7 +71,7 @@ def _predict_rows(model_dir: Path, csv_path: Path, count: int) -> np.ndarray:
     outputs = model.signatures["serving_default"](
         examples=tf.constant(rows_to_examples(rows, kinds))
     )
-    return next(iter(outputs.values())).numpy()
+    return outputs["outputs"].numpy()
 
 
 @pytest.fixture(scope="module")
@@ -105,6 +107,9 @@ def test_taxi_run_pushes_a_servable_compressed_model(taxi_run):
     probabilities = _predict_rows(version_dir, data, 8)
     assert probabilities.shape == (8, 1)
     assert ((probabilities >= 0) & (probabilities <= 1)).all()
+    # Both formats name the classes: the SavedModel's `classes`, the TFLite's metadata.
+    tflite = (config.tflite_model_dir / version / "model.tflite").read_bytes()
+    assert saved_classes(str(version_dir)) == tflite_classes(tflite) == ["0", "1"]
 
 
 def _eval_examples(config: LeanlineConfig) -> tf.Tensor:
@@ -469,33 +474,58 @@ def test_the_report_draws_the_search_frontier_and_lists_every_trial(taxi_run):
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_rerun_with_nothing_changed_is_cached_and_pushes_nothing_new(taxi_run):
+def _leanline_run(
+    config: LeanlineConfig, data: Path, work: Path, capsys: pytest.CaptureFixture[str]
+) -> tuple[int, dict, list[str]]:
+    """`leanline run` of `config` in this process (--verbose keeps the session's logging);
+    returns the exit status, the run summary written and leanline's own stderr lines."""
+    from pipeline import cli
+    from pipeline.config import write_run_config
+    from pipeline.summary import SUMMARY_FILE
+
+    argv = ["run", "--config", str(write_run_config(config, work))]
+    argv += ["--output-dir", str(config.output_path), "--data", str(data)]
+    code = cli.main(["--verbose", *argv])
+    written = json.loads((config.output_path / SUMMARY_FILE).read_text())
+    stderr = capsys.readouterr().err.splitlines()
+    return code, written, [line for line in stderr if line.startswith("leanline")]
+
+
+def test_rerun_with_nothing_changed_is_cached_and_pushes_nothing_new(taxi_run, tmp_path, capsys):
+    """Nothing new to push is success: exit status 0."""
     config, data, _ = taxi_run
     pushed_before = _versions(config)
 
-    summary = run_local(config, data=str(data))
+    code, summary, stderr = _leanline_run(config, data, tmp_path, capsys)
 
-    statuses = {component.id: component.status for component in summary.components}
+    assert (code, stderr) == (0, [])
+    statuses = {component["id"]: component["status"] for component in summary["components"]}
     for cached in ("CsvExampleGen", "Transform", "Trainer", "Compressor", "EvaluateCompression"):
         assert statuses[cached] == "cached", statuses
-    assert not summary.pushed
-    assert "already the last pushed" in summary.not_pushed_reason
+    assert not summary["pushed"] and summary["already_pushed"]
+    assert "already the last pushed" in summary["not_pushed_reason"]
     assert _versions(config) == pushed_before
 
 
-def test_a_failed_gate_keeps_the_pushed_model(taxi_run):
+def test_a_failed_gate_keeps_the_pushed_model(taxi_run, tmp_path, capsys):
+    """A refused model is neither success nor an error: exit status 3, the reason in
+    one line on stderr."""
+    from pipeline.errors import EXIT_REFUSED
+
     config, data, _ = taxi_run
     pushed_before = _versions(config)
 
     unmeetable = config.with_overrides(evaluation={"thresholds": {"min_value": 0.99}})
-    summary = run_local(unmeetable, data=str(data))
+    code, summary, stderr = _leanline_run(unmeetable, data, tmp_path, capsys)
 
-    statuses = {component.id: component.status for component in summary.components}
+    assert code == EXIT_REFUSED == 3
+    statuses = {component["id"]: component["status"] for component in summary["components"]}
     for cached in ("CsvExampleGen", "Transform", "Trainer", "Compressor"):
         assert statuses[cached] == "cached", statuses
-    assert summary.blessings["EvaluateCompression"] is False
-    assert not summary.pushed
-    assert "did not bless" in summary.not_pushed_reason
+    assert summary["blessings"]["EvaluateCompression"] is False
+    assert not summary["pushed"] and not summary["already_pushed"]
+    assert "did not bless" in summary["not_pushed_reason"]
+    assert stderr == [f"leanline: not pushed: {summary['not_pushed_reason']}"]
     assert _versions(config) == pushed_before
 
 

@@ -869,7 +869,9 @@ def test_a_run_with_an_unlearnable_label_stops_before_training_and_pushes_nothin
     data = tmp_path / "data.csv"
     frame.to_csv(data, index=False)
     config = tmp_path / "leanline.yaml"
-    config.write_text(yaml.safe_dump(wide_config(5, data, steps_per_epoch=None)))
+    raw = wide_config(5, data, steps_per_epoch=None)
+    raw["model"]["label"]["num_classes"] = 2  # unset, the run would count the ids in the data
+    config.write_text(yaml.safe_dump(raw))
     output_dir = tmp_path / "output"
     code, stderr = run_cli(
         "run", "--config", str(config), "--output-dir", str(output_dir), capsys=capsys

@@ -300,6 +300,7 @@ def test_report_content_matches_the_run(full_run):
     assert "sparse_categorical_accuracy &gt;= 0.34" in page  # the recorded threshold
     assert "compressed TFLite" in page and "Sparsity by layer" in page
     assert f"This run pushed version {summary.pushed_version} to" in page
+    assert "<td>0 Adelie, 1 Chinstrap, 2 Gentoo</td>" in page  # the version's classes by id
     assert "complete · " in page and ">not run</text>" not in page
 
 

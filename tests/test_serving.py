@@ -38,6 +38,7 @@ from components.compressor.executor import (
 from components.serving_pusher import ServingPusher
 from components.serving_pusher import executor as pusher
 from models.common.data import read_split_examples
+from models.common.export import CLASSES_FILE
 from pipeline.config import LeanlineConfig
 from pipeline.errors import UserError
 from serving import cli, client
@@ -267,13 +268,12 @@ def test_push_to_an_object_store_uploads_only_a_checked_version(model_artifacts,
     assert existing_versions(base) == [push.version]
     assert push.serving_version_dir == f"{base}/{push.version}"
     staged = Path(model_dir) / SERVING_MODEL_SUBDIR
-    expected = sorted(str(p.relative_to(staged)) for p in staged.rglob("*") if p.is_file())
-    uploaded = sorted(
-        f"{directory}/{name}".removeprefix(push.serving_version_dir + "/")
-        for directory, _, files in tf.io.gfile.walk(push.serving_version_dir)
-        for name in files
-    )
-    assert uploaded == expected
+    # Each file by name: ram:// lists directories whose names share a prefix (assets,
+    # assets.extra) as one another's entries.
+    for file in (p for p in staged.rglob("*") if p.is_file()):
+        uploaded = f"{push.serving_version_dir}/{file.relative_to(staged)}"
+        with tf.io.gfile.GFile(uploaded, "rb") as handle:
+            assert handle.read() == file.read_bytes(), uploaded
     loaded = tf.saved_model.load(push.serving_version_dir)
     assert "serving_default" in loaded.signatures
 
@@ -394,6 +394,34 @@ def test_not_blessed_pushes_nothing_and_records_why(model_artifacts, tmp_path):
     assert "-0.0120 vs the baseline (allowed down to -0.0050) on the overall slice" in reason
     assert "EvaluateVsBlessed did not bless the model" in reason
     assert not (tmp_path / "serving").exists()
+
+
+def test_a_model_whose_classes_differ_from_the_last_pushed_ones_is_not_pushed(
+    model_artifacts, trained_penguins_model, tmp_path
+):
+    """The last pushed version answers three species, the new (taxi) model ids 0 and 1:
+    clients reading positions would read other classes. Both are real SavedModels."""
+    model_dir, examples_dir = model_artifacts
+    base = tmp_path / "serving" / MODEL_NAME
+    shutil.copytree(Path(trained_penguins_model.model_uri) / SERVING_MODEL_SUBDIR, base / "7")
+
+    refusal = pusher.class_list_refusal(str(model_dir), str(base))
+    assert refusal is not None
+    assert "classes ['0', '1'] differ from ['Adelie', 'Chinstrap', 'Gentoo']" in refusal
+    assert "last pushed version 7" in refusal
+    blessed = {pusher.COMPRESSION_BLESSING_KEY: 1, pusher.MODEL_BLESSING_KEY: 1}
+    pushed_model = run_executor(model_dir, examples_dir, tmp_path, blessings=blessed)
+    assert pushed_model.get_int_custom_property("pushed") == 0
+    assert pushed_model.get_string_custom_property("not_pushed_reason") == refusal
+    assert existing_versions(base) == [7]
+
+    # The same classes as the last pushed version pass, as does a version pushed before
+    # versions recorded their classes.
+    shutil.copytree(model_dir / SERVING_MODEL_SUBDIR, base / "8")
+    assert pusher.class_list_refusal(str(model_dir), str(base)) is None
+    shutil.copytree(base / "7", base / "9")
+    (base / "9" / CLASSES_FILE).unlink()
+    assert pusher.class_list_refusal(str(model_dir), str(base)) is None
 
 
 # --- Checking a version --------------------------------------------------------------------
@@ -559,6 +587,10 @@ def test_client_predictions_match_the_model_in_process(
     expected = in_process_outputs(version_dir, request_rows, kinds)
     assert predictions["outputs"].shape == (len(request_rows), 1)
     np.testing.assert_allclose(predictions["outputs"], expected, rtol=1e-5)
+    # The classes output (strings: bytes over gRPC, JSON strings over REST) names them.
+    names, probabilities = client.class_probabilities(predictions)
+    assert names == ["0", "1"]
+    np.testing.assert_allclose(probabilities[:, 1], expected[:, 0], rtol=1e-5)
 
 
 def test_predict_cli_prints_a_table_for_csv_over_grpc(double, request_rows, tmp_path, capsys):
@@ -570,9 +602,12 @@ def test_predict_cli_prints_a_table_for_csv_over_grpc(double, request_rows, tmp_
     argv = ["predict", "--server", double.grpc, "--model", MODEL_NAME, "--grpc"]
     assert leanline(*argv, "--input", str(rows_file)) == 0
     header, *lines = capsys.readouterr().out.strip().splitlines()
-    assert header.split() == ["row", "outputs"]
-    assert [line.split()[0] for line in lines] == ["1", "2", "3"]
-    assert all(0 <= float(line.split()[1]) <= 1 for line in lines)
+    assert header.split() == ["row", "class", "p(0)", "p(1)"]
+    cells = [line.split() for line in lines]
+    assert [row for row, *_ in cells] == ["1", "2", "3"]
+    for _, name, p0, p1 in cells:  # the most likely class, its probabilities summing to 1
+        assert name == ("1" if float(p1) > float(p0) else "0")
+        assert float(p0) + float(p1) == pytest.approx(1, abs=1e-5)
 
 
 def test_predict_cli_reads_jsonl_and_prints_json_over_rest(double, request_rows, tmp_path, capsys):
@@ -582,7 +617,10 @@ def test_predict_cli_reads_jsonl_and_prints_json_over_rest(double, request_rows,
     assert leanline(*argv, "--input", str(rows_file), "--json") == 0
     records = json.loads(capsys.readouterr().out)
     assert [record["row"] for record in records] == [1, 2]
-    assert all(0 <= record["outputs"][0] <= 1 for record in records)
+    for record in records:
+        probabilities = record["probabilities"]
+        assert list(probabilities) == ["0", "1"]
+        assert record["class"] == max(probabilities, key=probabilities.get)
 
 
 def test_a_schema_file_types_rows_like_the_servers_signature(

@@ -398,9 +398,9 @@ def test_leanline_predict_sends_a_csv_of_texts_to_tf_serving(reviews_run, tmp_pa
         argv = ["predict", "--server", server.grpc, "--model", config.name, "--input", str(rows)]
         assert cli.main(argv) == 0
     header, *lines = capsys.readouterr().out.strip().splitlines()
-    assert header.split() == ["row", "outputs"]
+    assert header.split() == ["row", "class", "p(0)", "p(1)"]  # rotten 0, fresh 1
     assert [line.split()[0] for line in lines] == ["1", "2", "3"]
-    assert all(0 <= float(line.split()[1]) <= 1 for line in lines)
+    assert all(0 <= float(line.split()[3]) <= 1 for line in lines)
 
 
 @pytest.mark.slow

@@ -200,10 +200,19 @@ def _decode(value: Any) -> Any:
 
 
 def _outputs_to_predictions(outputs: dict[str, np.ndarray]) -> list[Any]:
+    # TF Serving's REST API writes string tensors as JSON strings (base64 only for outputs
+    # named *_bytes, which leanline's models have none of).
+    outputs = {key: _as_text(value) for key, value in outputs.items()}
     if len(outputs) == 1:
         return next(iter(outputs.values())).tolist()
     rows = len(next(iter(outputs.values())))
     return [{key: value[i].tolist() for key, value in outputs.items()} for i in range(rows)]
+
+
+def _as_text(value: np.ndarray) -> np.ndarray:
+    if value.dtype != object:
+        return value
+    return np.array([item.decode() for item in value.ravel()]).reshape(value.shape)
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,11 @@ visible to TF Serving until the staged version loaded and answered its warm-up
 requests in-process. The PushedModel artifact records the outcome in custom
 properties (`pushed`, `pushed_destination`, `pushed_version`, `not_pushed_reason`)
 and a `push.json` summary.
+
+A classifier whose class names (the SavedModel's `classes`) differ from the last pushed
+version's is not published (`class_list_refusal`): clients read its probabilities by
+position, and the Evaluator against the last pushed model compares metrics, not what
+each position means.
 """
 
 from __future__ import annotations
@@ -41,11 +46,11 @@ from components.compressor.executor import (
 )
 from components.slice_gate.executor import SLICE_FAILURES_PROPERTY, slice_name
 from models.common.data import read_split_examples
-from models.common.export import raw_specs
+from models.common.export import raw_specs, saved_classes
 from models.text.tokenizer import tokenizer_files
 from pipeline.errors import UserError
 from serving.check import ServableReport, check_servable
-from serving.versions import publish_version
+from serving.versions import existing_versions, publish_version
 from serving.warmup import warmup_records, write_warmup_requests
 
 MODEL_KEY = "model"
@@ -96,6 +101,11 @@ class Executor(base_executor.BaseExecutor):
             reason = "this model is already the last pushed one (a rerun with nothing changed)"
             logging.info("Not pushing: %s", reason)
             _record(pushed_model, pushed=False, not_pushed_reason=reason)
+            return
+        other_classes = class_list_refusal(model.uri, exec_properties[SERVING_MODEL_DIR_KEY])
+        if other_classes:
+            logging.info("Not pushing: %s", other_classes)
+            _record(pushed_model, pushed=False, not_pushed_reason=other_classes)
             return
         disagreement = format_disagreement(model, exec_properties.get(MIN_TFLITE_AGREEMENT_KEY))
         if disagreement:
@@ -153,6 +163,25 @@ def format_disagreement(model: types.Artifact, min_agreement: float | None) -> s
         f"{tflite} and the SavedModel of this model predict different classes "
         f"on {100 * (1 - agreement):.2f}% of the compression report's eval rows (allowed "
         f"{100 * (1 - min_agreement):.2f}%, evaluation.thresholds.min_tflite_agreement)"
+    )
+
+
+def class_list_refusal(model_uri: str, serving_model_dir: str) -> str | None:
+    """Why a Model artifact must not be published under `serving_model_dir`: its class
+    names differ from the last pushed version's. None when they are the same, or either
+    names none (a regressor, a version pushed before versions recorded them)."""
+    classes = saved_classes(path_utils.serving_model_path(model_uri))
+    versions = existing_versions(serving_model_dir)
+    if classes is None or not versions:
+        return None
+    last = saved_classes(_join(serving_model_dir, str(versions[-1])))
+    if last is None or last == classes:
+        return None
+    return (
+        f"this model's classes {classes} differ from {last}, those of the last pushed "
+        f"version {versions[-1]}, whose clients read the probabilities by position; list "
+        "the classes as before in model.label.classes, or serve the new list under another "
+        "name (the config's `name`)"
     )
 
 

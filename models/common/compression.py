@@ -29,6 +29,7 @@ from models.common.fine_tuning import FineTuning
 from models.common.measurement import PREDICT_BATCH_SIZE
 from models.common.pruning import prune, pruning_targets
 from models.common.quantization import quantization_aware
+from models.common.schedule import fine_tune_epochs, fitted_training
 from models.common.tflite import Features, TfliteOptimization, num_rows, to_tflite
 from models.common.train import steps_per_epoch
 from pipeline.config import (
@@ -95,6 +96,9 @@ def compression_inputs(
     if every is not None:
         fitting = Holdout(every, held_out=False)
         validation = Holdout(every, held_out=True)
+    total = count_examples(train_files)
+    rows = fitting.count(total) if fitting else total
+    training = fitted_training(training, rows).training
     train_batches = transformed_dataset(
         train_files,
         tf_transform_output,
@@ -103,8 +107,6 @@ def compression_inputs(
         repeat=True,
         part=fitting,
     )
-    total = count_examples(train_files)
-    rows = fitting.count(total) if fitting else total
     steps = steps_per_epoch(rows, training.batch_size, training, None)
 
     def first_rows(count: int | None, part: Holdout | None) -> LabeledRows:
@@ -169,14 +171,13 @@ def compress(
     calibration: Features,
 ) -> CompressedModel:
     """Prunes and/or quantizes a copy of `model` as `config` says; pruning and QAT each
-    fine-tune `config.fine_tune_epochs` epochs."""
+    fine-tune `config.fine_tune_epochs` epochs (unset: fitted to the steps per epoch)."""
     pruned_layers: list[str] = []
+    epochs = fine_tune_epochs(config, fine_tuning.steps_per_epoch)
     if config.pruning.enabled:
         pruned_layers = pruning_targets(model, config.pruning.layers)
-        model = prune(model, config.pruning, fine_tuning, config.fine_tune_epochs)
-    return quantize(
-        model, config.quantization, fine_tuning, calibration, config.fine_tune_epochs, pruned_layers
-    )
+        model = prune(model, config.pruning, fine_tuning, epochs)
+    return quantize(model, config.quantization, fine_tuning, calibration, epochs, pruned_layers)
 
 
 def quantize(

@@ -14,14 +14,15 @@ The model's signature is `serving_raw`, as the SavedModel's: one [batch] tensor 
 feature the model uses, a missing value as `models.common.export.MISSING_VALUES` says
 (NaN, -2**63, ""); the builtin Transform treats it as TFT treats a missing cell, so both
 formats answer alike on every row. The flatbuffer also carries the signature where TF
-Serving reads it (models.common.tflite_format).
+Serving reads it, and a classifier's class names, those of the SavedModel's `classes`
+output (models.common.tflite_format).
 """
 
 from __future__ import annotations
 
 import importlib
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -40,44 +41,23 @@ from models.common.export import (
     as_parsed,
     is_present,
     raw_specs,
+    saved_classes,
 )
-from models.common.features import ANALYZED_PREFIX, LABEL_KEY
+from models.common.features import LABEL_KEY
 from models.common.measurement import latency, predict_in_batches, tflite_size
 from models.common.quality import QUALITY_TITLES, format_quality, quality
 from models.common.tflite import TfliteModel, TfliteOptimization
-from models.common.tflite_format import with_tf_serving_signatures, without_debug_strings
+from models.common.tflite_format import (
+    with_classes,
+    with_tf_serving_signatures,
+    without_debug_strings,
+)
 from pipeline.config import ModelConfig
 from pipeline.errors import UserError
 
 RawTransform = Callable[[Mapping[str, tf.Tensor]], dict[str, tf.Tensor]]
 # How far a float feature of the builtin Transform may be from TFT's (float32 rounding).
 FLOAT_TOLERANCE = 1e-4
-TRANSFORM_SIGNATURE = "transform_signature"
-
-
-def analyzed_constants(
-    tf_transform_output: tft.TFTransformOutput, keys: list[str]
-) -> dict[str, np.ndarray]:
-    """The values of the `analyzed` tensors `keys`, read from the saved transform graph,
-    where TFT has replaced each analyzer's result with a constant."""
-    if not keys:
-        return {}
-    loaded = tf.compat.v1.saved_model.load_v2(tf_transform_output.transform_savedmodel_dir)
-    graph = loaded.signatures[TRANSFORM_SIGNATURE].graph
-    wanted = {f"{ANALYZED_PREFIX}{key}": key for key in keys}
-    found = {
-        wanted[op.name.rpartition("/")[2]]: op.name
-        for op in graph.get_operations()
-        if op.name.rpartition("/")[2] in wanted
-    }
-    missing = sorted(set(keys) - set(found))
-    if missing:
-        raise ValueError(f"the transform graph has no analyzed values {missing}")
-    subgraph = tf.compat.v1.graph_util.extract_sub_graph(graph.as_graph_def(), list(found.values()))
-    with tf.Graph().as_default() as constants_graph:
-        tf.import_graph_def(subgraph, name="")
-        with tf.compat.v1.Session(graph=constants_graph) as session:
-            return session.run({key: f"{name}:0" for key, name in found.items()})
 
 
 def float_block(raw: Mapping[str, tf.Tensor], columns: list[str]) -> tf.Tensor:
@@ -168,9 +148,11 @@ def to_end_to_end_tflite(
     transform: RawTransform,
     specs: Mapping[str, tf.TensorSpec],
     optimization: TfliteOptimization = "none",
+    classes: Sequence[str] | None = None,
 ) -> bytes:
     """The end-to-end TFLite flatbuffer, builtin ops only: float32 (`none`), int8 weights
-    (`dynamic`), or int8 from a QAT model's fake-quant ranges (`int8`, no calibration).
+    (`dynamic`), or int8 from a QAT model's fake-quant ranges (`int8`, no calibration);
+    a classifier's `classes` named in its metadata (models.common.tflite_format).
 
     There is no calibrated (post-training) int8 here: calibration would quantize every
     op with an int8 kernel, the Transform's too, putting raw values of different scales
@@ -187,7 +169,8 @@ def to_end_to_end_tflite(
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
         if optimization != "none":
             converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        return with_tf_serving_signatures(without_debug_strings(converter.convert()))
+        content = with_tf_serving_signatures(without_debug_strings(converter.convert()))
+    return content if classes is None else with_classes(content, classes)
 
 
 # What the compressed end-to-end TFLite holds, by the model-only TFLite's recipe.
@@ -247,6 +230,7 @@ def build_end_to_end(
     if transform is None:
         return None
     specs = raw_specs(saved_model_dir)
+    classes = saved_classes(saved_model_dir)
     rows, servable = raw_rows(eval_examples, specs)
     if not servable.any():
         raise UserError(
@@ -254,9 +238,11 @@ def build_end_to_end(
             f"end-to-end TFLite cannot be checked: features {sorted(specs)}"
         )
     check_same_features(transform, tf_transform_output, rows, list(float_model.input_names))
-    float_tflite = to_end_to_end_tflite(float_model, transform, specs)
+    float_tflite = to_end_to_end_tflite(float_model, transform, specs, classes=classes)
     optimization = "dynamic" if compressed.calibrated else compressed.optimization
-    compressed_tflite = to_end_to_end_tflite(compressed.keras_model, transform, specs, optimization)
+    compressed_tflite = to_end_to_end_tflite(
+        compressed.keras_model, transform, specs, optimization, classes
+    )
     saved_model = tf.saved_model.load(saved_model_dir)
     examples = tf.boolean_mask(eval_examples, servable)
     labels = saved_model.signatures[TRANSFORM_FEATURES_SIGNATURE](examples=examples)[

@@ -4,20 +4,27 @@ The Trainer exports the uncompressed model with this and the Compressor exports 
 compressed one, so both are served, evaluated and pushed the same way. Signatures:
 
 - `serving_default`: `examples` (serialized tf.Example without the label) ->
-  `{"outputs": probabilities or predictions}`; what TF Serving and TFMA call.
+  `{"outputs": probabilities or predictions}`; what TF Serving and TFMA call. A
+  classifier also answers `classes`: [batch, num_classes] strings, the class names in
+  id order (`model.label.classes`, or the ids as text, "0", "1", ...), as TF Serving's
+  classify API names its scores. (TFMA takes `outputs` as the predictions: it is one of
+  the keys it looks for in a dict of outputs.)
 - `serving_raw`: one tensor per raw feature, shape [batch] (one value per example) ->
-  `{"outputs": probabilities}`; the easy one for REST `instances`. A missing value is
+  the same outputs; the easy one for REST `instances`. A missing value is
   sent as MISSING_VALUES says (NaN, -2**63 or ""), and served as a missing cell of a
   tf.Example is: the end-to-end TFLite takes the same requests.
 - `transform_features`: serialized tf.Example WITH the raw label -> every transformed
   feature and `label`; TFMA's `preprocessing_function_names` uses it to get labels.
 
 Requests carry only the raw features the model uses (`serving_feature_spec`); other
-columns of a tf.Example are ignored.
+columns of a tf.Example are ignored. A classifier's class names are also written to
+CLASSES_FILE, so that the pusher compares a version's classes with the last pushed
+one's without loading either model.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import os
 
@@ -28,12 +35,17 @@ import tf_keras as keras
 from tensorflow.core.protobuf import meta_graph_pb2
 from tensorflow_transform.saved.saved_transform_io_v2 import SavedModelLoader
 
-from models.common.features import LABEL_KEY
+from models.common.features import LABEL_KEY, class_names
+from pipeline.errors import UserError
 
 # The plain Keras model the Compressor starts from, next to Format-Serving.
 KERAS_MODEL_FILE = "keras_model.keras"
 EXAMPLES_INPUT = "examples"
 OUTPUTS_KEY = "outputs"
+CLASSES_KEY = "classes"
+# A classifier's class names in id order, as a JSON list, in the serving SavedModel
+# (TF Serving reads only the warm-up requests from assets.extra).
+CLASSES_FILE = os.path.join("assets.extra", "classes.json")
 SERVING_DEFAULT_SIGNATURE = "serving_default"
 SERVING_RAW_SIGNATURE = "serving_raw"
 TRANSFORM_FEATURES_SIGNATURE = "transform_features"
@@ -151,6 +163,37 @@ def as_parsed(tensors: dict[str, tf.Tensor], spec: FeatureSpec) -> dict[str, tf.
     return parsed
 
 
+def served_classes(
+    keras_model: keras.Model, tf_transform_output: tft.TFTransformOutput
+) -> list[str] | None:
+    """A classifier's class names in id order: those its Transform recorded
+    (`models.common.features.class_names`), else its ids as text; None for a regressor
+    (a float label)."""
+    if tf_transform_output.transformed_feature_spec()[LABEL_KEY].dtype.is_floating:
+        return None
+    width = keras_model.output_shape[-1]
+    count = 2 if width == 1 else width  # one sigmoid unit: the probability of class 1
+    names = class_names(tf_transform_output)
+    if names is None:
+        return [str(class_id) for class_id in range(count)]
+    if len(names) != count:  # a model module's build_model can size its output otherwise
+        raise UserError(
+            f"model.label.classes names {len(names)} classes {names}, but the model answers "
+            f"{width} probabilities, for {count} classes"
+        )
+    return names
+
+
+def saved_classes(saved_model_dir: str) -> list[str] | None:
+    """The class names a serving SavedModel answers (CLASSES_FILE); None for a regressor
+    or a model exported before they were written."""
+    path = os.path.join(saved_model_dir, CLASSES_FILE)
+    if not tf.io.gfile.exists(path):
+        return None
+    with tf.io.gfile.GFile(path) as file:
+        return json.load(file)
+
+
 def export_serving_model(
     keras_model: keras.Model,
     tf_transform_output: tft.TFTransformOutput,
@@ -176,11 +219,17 @@ def export_serving_model(
     # instead would make the save trace its call for every raw input: 8 s at 300 columns.
     served.transform_graph = dict(loader.__dict__)
     input_names = list(keras_model.input_names)
+    classes = served_classes(keras_model, tf_transform_output)
 
     def predict(raw_features: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
         transformed = transform_layer(raw_features)
         model_inputs = {name: transformed[name] for name in input_names}
-        return {OUTPUTS_KEY: keras_model(model_inputs, training=False)}
+        outputs = {OUTPUTS_KEY: keras_model(model_inputs, training=False)}
+        if classes is not None:
+            rows = tf.shape(outputs[OUTPUTS_KEY])[:1]
+            names = tf.constant(classes)[tf.newaxis]
+            outputs[CLASSES_KEY] = tf.tile(names, tf.concat([rows, [1]], axis=0))
+        return outputs
 
     examples_spec = tf.TensorSpec([None], tf.string, name=EXAMPLES_INPUT)
 
@@ -205,6 +254,10 @@ def export_serving_model(
         TRANSFORM_FEATURES_SIGNATURE: transform_features.get_concrete_function(),
     }
     tf.saved_model.save(served, export_dir, signatures=signatures)
+    if classes is not None:
+        tf.io.gfile.makedirs(os.path.dirname(os.path.join(export_dir, CLASSES_FILE)))
+        with tf.io.gfile.GFile(os.path.join(export_dir, CLASSES_FILE), "w") as file:
+            json.dump(classes, file)
 
 
 def raw_specs(saved_model_dir: str) -> dict[str, tf.TensorSpec]:

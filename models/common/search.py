@@ -44,6 +44,7 @@ from models.common.quality import (
     quality_change,
     row_losses,
 )
+from models.common.schedule import fine_tune_epochs
 from models.common.tflite import TfliteModel, take_rows, to_tflite
 from pipeline.config import (
     CompressionConfig,
@@ -311,7 +312,8 @@ def search(
     float_quality = headline(float_predictions)
     float_losses = row_losses(float_predictions, validation.labels, model)
     margin = search_config.margin_standard_errors
-    fine_tuning, epochs = inputs.fine_tuning, config.fine_tune_epochs
+    fine_tuning = inputs.fine_tuning
+    epochs = fine_tune_epochs(config, fine_tuning.steps_per_epoch)
     layers = config.pruning.layers
 
     # Students as built (for size estimates) and as distilled (for trials), by config.

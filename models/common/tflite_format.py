@@ -1,5 +1,5 @@
 """What a TFLite flatbuffer that leanline ships holds besides its ops: the strings kept,
-and the signatures TF Serving reads.
+the signatures TF Serving reads, and a classifier's class names.
 
 TF Serving's TFLite runtime (`--prefer_tflite_model`) does not read the flatbuffer's own
 SignatureDef table, which the converter writes and the TFLite interpreter's signature
@@ -9,9 +9,16 @@ signature key to the serialized proto, each read back as a C string) and, where 
 is none, makes up a `serving_default` keyed by tensor names. So a shipped model carries
 that metadata, written from its own SignatureDef table, and each proto is written
 without a NUL byte, which that reader would cut it at.
+
+A classifier's class names, which the SavedModel answers as its `classes` output, are
+the metadata entry CLASSES_METADATA (a JSON list in id order): builtin ops carry no
+string outputs, and a device reads the names once, not per request.
 """
 
 from __future__ import annotations
+
+import json
+from collections.abc import Sequence
 
 import numpy as np
 from flatbuffers import flexbuffers
@@ -22,6 +29,8 @@ from tensorflow.lite.tools import flatbuffer_utils
 
 # The metadata name TF Serving reads signatures from (signature_def_util.h).
 SIGNATURE_DEFS_METADATA = "signature_defs"
+# A classifier's class names in id order, as a UTF-8 JSON list.
+CLASSES_METADATA = "leanline_classes"
 PREDICT_METHOD = "tensorflow/serving/predict"
 _TF_DTYPES = {
     schema.TensorType.FLOAT32: types_pb2.DT_FLOAT,
@@ -88,34 +97,56 @@ def with_tf_serving_signatures(content: bytes) -> bytes:
             builder._WriteBlob(  # noqa: SLF001
                 _signature_def(model, signature), append_zero=True, type_=flexbuffers.Type.STRING
             )
-    data = np.frombuffer(bytes(builder.Finish()), np.uint8)
-    existing = [m for m in model.metadata or [] if _name(m.name) == SIGNATURE_DEFS_METADATA]
-    if existing:
-        model.buffers[existing[0].buffer].data = data
-    else:
-        buffer = schema.BufferT()
-        buffer.data = data
-        entry = schema.MetadataT()
-        entry.name = SIGNATURE_DEFS_METADATA
-        entry.buffer = len(model.buffers)
-        model.buffers.append(buffer)
-        model.metadata = [*(model.metadata or []), entry]
+    _set_metadata(model, SIGNATURE_DEFS_METADATA, bytes(builder.Finish()))
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+
+
+def with_classes(content: bytes, classes: Sequence[str]) -> bytes:
+    """The flatbuffer with the class names in its CLASSES_METADATA entry."""
+    model = flatbuffer_utils.read_model_from_bytearray(bytearray(content))
+    _set_metadata(model, CLASSES_METADATA, json.dumps(list(classes)).encode())
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+
+
+def _set_metadata(model: schema.ModelT, name: str, data: bytes) -> None:
+    """Writes the metadata entry `name`, replacing one written before."""
+    values = np.frombuffer(data, np.uint8)
+    existing = [m for m in model.metadata or [] if _name(m.name) == name]
+    if existing:
+        model.buffers[existing[0].buffer].data = values
+        return
+    buffer = schema.BufferT()
+    buffer.data = values
+    entry = schema.MetadataT()
+    entry.name = name
+    entry.buffer = len(model.buffers)
+    model.buffers.append(buffer)
+    model.metadata = [*(model.metadata or []), entry]
+
+
+def _metadata(content: bytes, name: str) -> bytes | None:
+    model = flatbuffer_utils.read_model_from_bytearray(bytearray(content))
+    for metadata in model.metadata or []:
+        if _name(metadata.name) == name:
+            return bytes(np.asarray(model.buffers[metadata.buffer].data, np.uint8))
+    return None
 
 
 def tf_serving_signatures(content: bytes) -> dict[str, meta_graph_pb2.SignatureDef]:
     """The signatures TF Serving reads from a TFLite flatbuffer: empty when it has no
     `signature_defs` metadata (TF Serving then makes up `serving_default`). Each value is
     cut at its first NUL byte, as TF Serving's reader does."""
-    model = flatbuffer_utils.read_model_from_bytearray(bytearray(content))
-    for metadata in model.metadata or []:
-        if _name(metadata.name) == SIGNATURE_DEFS_METADATA:
-            data = bytes(np.asarray(model.buffers[metadata.buffer].data, np.uint8))
-            entries = flexbuffers.GetRoot(data).AsMap
-            return {
-                key.AsKey: meta_graph_pb2.SignatureDef.FromString(
-                    value.AsStringBytes.split(b"\0", 1)[0]
-                )
-                for key, value in zip(entries.Keys, entries.Values, strict=True)
-            }
-    return {}
+    data = _metadata(content, SIGNATURE_DEFS_METADATA)
+    if data is None:
+        return {}
+    entries = flexbuffers.GetRoot(data).AsMap
+    return {
+        key.AsKey: meta_graph_pb2.SignatureDef.FromString(value.AsStringBytes.split(b"\0", 1)[0])
+        for key, value in zip(entries.Keys, entries.Values, strict=True)
+    }
+
+
+def tflite_classes(content: bytes) -> list[str] | None:
+    """The class names of a TFLite flatbuffer (CLASSES_METADATA); None without them."""
+    data = _metadata(content, CLASSES_METADATA)
+    return None if data is None else json.loads(data)

@@ -37,6 +37,7 @@ from models.common.features import (
     model_inputs,
     training_config,
 )
+from models.common.schedule import fitted_training
 from models.common.strategy import is_chief, make_strategy, strategy_devices
 from pipeline.config import ModelConfig, TrainingConfig
 from pipeline.errors import UserError
@@ -271,13 +272,14 @@ def train_and_export(fn_args: FnArgs, build_model: BuildModel) -> keras.Model:
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_graph_path)
     train_label = check_labels_before_training(fn_args, tf_transform_output, model_cfg)
 
+    # Rows held out for early stopping and the compression search: no model learns from them.
+    every = training.validation_every
+    fitting = None if every is None else Holdout(every, held_out=False)
+    train_rows = count_examples(fn_args.train_files)
+    fitting_rows = fitting.count(train_rows) if fitting else train_rows
+    fitted = fitted_training(training, fitting_rows, strategy.num_replicas_in_sync)
+    training = fitted.training
     global_batch_size = training.batch_size * strategy.num_replicas_in_sync
-    # Rows held out for the compression search: no model learns from them.
-    fitting = (
-        None
-        if training.validation_every is None
-        else Holdout(training.validation_every, held_out=False)
-    )
     train_data = transformed_dataset(
         fn_args.train_files,
         tf_transform_output,
@@ -286,16 +288,17 @@ def train_and_export(fn_args: FnArgs, build_model: BuildModel) -> keras.Model:
         repeat=True,
         part=fitting,
     )
-    eval_data = transformed_dataset(
-        fn_args.eval_files, tf_transform_output, global_batch_size, shuffle=False, repeat=False
-    )
-    train_rows = count_examples(fn_args.train_files)
-    steps = steps_per_epoch(
-        fitting.count(train_rows) if fitting else train_rows,
+    # Early stopping watches the held-out train rows; otherwise Keras reports the eval
+    # split's loss per epoch, which nothing chooses by.
+    validation_data = transformed_dataset(
+        fn_args.train_files if fitted.early_stopping else fn_args.eval_files,
+        tf_transform_output,
         global_batch_size,
-        training,
-        fn_args.train_steps,
+        shuffle=False,
+        repeat=False,
+        part=Holdout(every, held_out=True) if fitted.early_stopping else None,
     )
+    steps = steps_per_epoch(fitting_rows, global_batch_size, training, fn_args.train_steps)
 
     with strategy.scope():
         model = build_model(model_inputs(tf_transform_output), model_cfg)
@@ -306,19 +309,30 @@ def train_and_export(fn_args: FnArgs, build_model: BuildModel) -> keras.Model:
     model.summary(print_fn=tf.get_logger().info)
 
     epoch_seconds = EpochSeconds()
+    callbacks: list[keras.callbacks.Callback] = [*_callbacks(fn_args.model_run_dir), epoch_seconds]
+    stopping = None
+    if fitted.early_stopping:
+        stopping = keras.callbacks.EarlyStopping(
+            monitor="val_loss", patience=fitted.patience, restore_best_weights=True
+        )
+        callbacks.append(stopping)
     history = model.fit(
         train_data,
         epochs=training.epochs,
         steps_per_epoch=steps,
-        validation_data=eval_data,
-        validation_steps=fn_args.eval_steps,
-        callbacks=[*_callbacks(fn_args.model_run_dir), epoch_seconds],
+        validation_data=validation_data,
+        validation_steps=None if fitted.early_stopping else fn_args.eval_steps,
+        callbacks=callbacks,
         verbose=2,
     )
 
     if is_chief(strategy):
         serving_dir = fn_args.serving_model_dir
         details = {
+            **fitted.details(),
+            "validation_rows": "held-out train rows" if fitted.early_stopping else "eval split",
+            "epochs_run": len(history.epoch),
+            "best_epoch": stopping.best_epoch + 1 if stopping else None,
             "steps_per_epoch": steps,
             "global_batch_size": global_batch_size,
             "replicas": strategy.num_replicas_in_sync,

@@ -25,5 +25,5 @@ def preprocessing_fn(
     model = model_config(custom_config)
     return {
         IMAGE_KEY: scaled_pixels(stacked_floats(inputs, PIXEL_COLUMNS)),
-        LABEL_KEY: class_ids(inputs[model.label.column], model.label.column),
+        LABEL_KEY: class_ids(inputs[model.label.column], model.label),
     }

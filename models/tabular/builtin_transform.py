@@ -18,8 +18,8 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
 
-from models.common.end_to_end import RawTransform, analyzed_constants, float_block, vocabulary_ids
-from models.common.features import transformed_name
+from models.common.end_to_end import RawTransform, float_block, vocabulary_ids
+from models.common.features import analyzed_constants, transformed_name
 from models.tabular.preprocessing import (
     BUCKET_BOUNDARIES,
     BUCKET_FILL,

@@ -32,8 +32,15 @@ import tensorflow_transform as tft
 # TFT's own mappers record id ranges through this; it has no public alias.
 from tensorflow_transform.schema_inference import set_tensor_schema_override
 
-from models.common.features import LABEL_KEY, analyzed, model_config, transformed_name
-from pipeline.config import ModelConfig
+from models.common.features import (
+    LABEL_KEY,
+    analyzed,
+    model_config,
+    transformed_name,
+    with_class_names,
+)
+from pipeline.config import LabelConfig, ModelConfig
+from pipeline.errors import UserError
 
 Tensor = tf.Tensor | tf.SparseTensor
 
@@ -72,12 +79,16 @@ def stacked_floats(inputs: Mapping[str, Tensor], columns: Sequence[str]) -> tf.T
         # the column is missing everywhere. Concatenated as [batch, 1] blocks, column j
         # sits at index j whatever the widths.
         one_wide = tf.stack([inputs[sparse[0]].dense_shape[0], tf.constant(1, tf.int64)])
-        indices, values, shape = tf.raw_ops.SparseConcat(
-            indices=[inputs[c].indices for c in sparse],
-            values=[tf.cast(inputs[c].values, tf.float32) for c in sparse],
-            shapes=[one_wide] * len(sparse),
-            concat_dim=1,
-        )
+        if len(sparse) == 1:  # SparseConcat takes two or more
+            indices, values, shape = inputs[sparse[0]].indices, inputs[sparse[0]].values, one_wide
+            values = tf.cast(values, tf.float32)
+        else:
+            indices, values, shape = tf.raw_ops.SparseConcat(
+                indices=[inputs[c].indices for c in sparse],
+                values=[tf.cast(inputs[c].values, tf.float32) for c in sparse],
+                shapes=[one_wide] * len(sparse),
+                concat_dim=1,
+            )
         values = tf.sparse.to_dense(tf.SparseTensor(indices, values, shape), np.nan)
         # Static width for Transform's output schema (shape inference loses it here).
         blocks.append(tf.reshape(values, [-1, len(sparse)]))
@@ -226,25 +237,41 @@ def present(x: Tensor, column: str) -> tf.Tensor:
     return dense(x, _missing_value(x))
 
 
-def class_ids(x: Tensor, column: str) -> tf.Tensor:
-    """The label as int64 class ids: strings through a vocabulary, integers as they are.
+def class_ids(x: Tensor, label: LabelConfig) -> tf.Tensor:
+    """The label as int64 class ids, with `label.classes` recorded as their names
+    (with_class_names): a string is its position in `label.classes` (-1 for another,
+    which the Trainer's label check refuses with the rows per id), an integer is its id.
 
-    Vocabulary ids follow TFT's order (most frequent first, ties by value), so they
-    are fixed for a given dataset.
+    A constant lookup, not a vocabulary of the data: ids must not depend on how often
+    each class occurs (TFT's order), or they would swap between data versions while
+    clients read probabilities by position. A string label without `classes` is
+    refused: where pre-flight reads no CSV (TFRecord, Kubeflow) nothing has listed them
+    before the pipeline was built (pipeline/classes.py).
     """
-    labels = present(x, column)
-    if labels.dtype == tf.string:
-        return tft.compute_and_apply_vocabulary(
-            labels, vocab_filename=LABEL_KEY, name=_vocabulary_op_name(LABEL_KEY)
+    labels = present(x, label.column)
+    if labels.dtype != tf.string:
+        return with_class_names(tf.cast(labels, tf.int64), label.classes)
+    if label.classes is None:
+        raise UserError(
+            f"label column {label.column!r} holds strings, and model.label.classes does not "
+            "list the classes they name; list them in id order (e.g. classes: [cat, dog]): "
+            "served probabilities are read by position, so ids come from that list, not "
+            "from the data"
         )
-    return tf.cast(labels, tf.int64)
+    table = tf.lookup.StaticHashTable(
+        tf.lookup.KeyValueTensorInitializer(
+            tf.constant(label.classes), tf.range(len(label.classes), dtype=tf.int64)
+        ),
+        default_value=-1,
+    )
+    return with_class_names(table.lookup(labels), label.classes)
 
 
 def label(x: Tensor, model: ModelConfig) -> tf.Tensor:
     """The label of `model.task`: class ids, or the number as float32 (regression)."""
     if model.is_regression:
         return tf.cast(present(x, model.label.column), tf.float32)
-    return class_ids(x, model.label.column)
+    return class_ids(x, model.label)
 
 
 def preprocessing_fn(

@@ -7,7 +7,7 @@ from typing import Any
 
 import tensorflow as tf
 
-from models.common.features import LABEL_KEY, model_config
+from models.common.features import LABEL_KEY, model_config, with_class_names
 from models.tabular.preprocessing import Tensor, dense, transform_features
 from models.taxi.features import BIG_TIP_FRACTION, FARE_COLUMN
 
@@ -25,5 +25,6 @@ def preprocessing_fn(
     """Transform's entry point; the label's raw column is `model.label.column` (tips)."""
     model = model_config(custom_config)
     outputs = transform_features(inputs, model)
-    outputs[LABEL_KEY] = big_tipper(inputs[model.label.column], inputs[FARE_COLUMN])
+    tipped = big_tipper(inputs[model.label.column], inputs[FARE_COLUMN])
+    outputs[LABEL_KEY] = with_class_names(tipped, model.label.classes)
     return outputs

@@ -61,6 +61,15 @@ def training_section(run: PipelineRun | None, assets: Path) -> Markup:
         f"global batch size {history.get('global_batch_size', '?')}, "
         f"{history.get('replicas', 1)} replica(s)."
     )
+    if history.get("schedule_reason"):
+        details += (
+            f" Chosen for {history['fitted_rows']} training rows: {history['schedule_reason']}."
+        )
+    if history.get("best_epoch"):
+        details += (
+            f" Validation on {history['validation_rows']}; the model keeps epoch "
+            f"{history['best_epoch']}'s weights (lowest validation loss)."
+        )
     metrics = [name for name in last if name != "epoch"]
     return Markup(
         paragraph(details)
@@ -244,6 +253,7 @@ def serving_section(run: PipelineRun | None, serving_dir: Path, tflite_dir: Path
             str(version),
             _modified(serving_dir / str(version)),
             "yes" if version in tflite_versions else "no",
+            _classes_words(serving_dir / str(version)),
             "serving" if version == versions[-1] else "",
         ]
         for version in reversed(versions)
@@ -251,8 +261,18 @@ def serving_section(run: PipelineRun | None, serving_dir: Path, tflite_dir: Path
     return Markup(
         outcome
         + paragraph(f"Versions in {serving_dir} (TF Serving serves the highest):")
-        + table(["version", "published", "TFLite", ""], rows, align="rlll")
+        + table(["version", "published", "TFLite", "classes (by id)", ""], rows, align="rllll")
     )
+
+
+def _classes_words(version_dir: Path) -> str:
+    """The classes a version answers, in id order: `0 Adelie, 1 Chinstrap, 2 Gentoo`."""
+    from models.common.export import saved_classes
+
+    classes = saved_classes(str(version_dir))
+    if classes is None:
+        return "none recorded"  # a regressor, or a version pushed before classes were
+    return ", ".join(f"{class_id} {name}" for class_id, name in enumerate(classes))
 
 
 def _why_pusher_skipped(run: PipelineRun | None) -> str:
