@@ -172,7 +172,7 @@ def baselines(table: Table, train: pd.DataFrame, eval_: pd.DataFrame) -> dict[st
             "gradient_boosting": HistGradientBoostingClassifier(random_state=0),
         }
         score = accuracy_score
-        trivial = {"majority_class": np.full(len(y_eval), y_train.mode()[0], dtype=object)}
+        trivial = {"majority_class": np.asarray([y_train.mode()[0]] * len(y_eval))}
     scores = {}
     for name, model in models.items():
         fitted = make_pipeline(encoded, model).fit(columns(train), y_train)

@@ -502,6 +502,11 @@ class SearchConfig(_Strict):
     # the paired per-row differences) is within budget: the validation rows are few,
     # and the smallest of many lucky candidates would fail the gate on the eval rows.
     margin_standard_errors: Annotated[float, Field(ge=0.0)] = 1.0
+    # A classifier's candidate passes only where its TFLite and its Keras model (what the
+    # SavedModel serves) predict the same class on at least this share of the validation
+    # rows: the pusher refuses a version whose two formats disagree more. Unset:
+    # evaluation.thresholds.min_tflite_agreement (resolved_compression fills it in).
+    min_agreement: Fraction | None = None
     max_trials: PositiveInt = 10
     max_minutes: Annotated[float, Field(gt=0)] = 10.0
     # The candidate space: every student (and the trained model itself) at every
@@ -857,13 +862,17 @@ class LeanlineConfig(_Strict):
 
     @property
     def resolved_compression(self) -> CompressionConfig:
-        """The compression section with the search's budget filled in (`search_budget`)."""
+        """The compression section with the search's budget (`search_budget`) and the
+        TFLite agreement it needs (the pusher's, for a classifier) filled in."""
         search = self.compression.search
-        if search is None or search.max_quality_loss is not None:
+        if search is None:
             return self.compression
-        return self.compression.model_copy(
-            update={"search": search.model_copy(update={"max_quality_loss": self.search_budget})}
-        )
+        update: dict[str, float] = {}
+        if search.max_quality_loss is None:
+            update["max_quality_loss"] = self.search_budget
+        if search.min_agreement is None and not self.model.is_regression:
+            update["min_agreement"] = self.evaluation.thresholds.tflite_agreement
+        return self.compression.model_copy(update={"search": search.model_copy(update=update)})
 
     def resolve(self, path: str) -> str:
         """Absolute path for a config path: `package:` URIs, ~, and paths relative to the YAML."""

@@ -402,6 +402,25 @@ def test_a_search_with_nothing_within_budget_says_so(digits_model, digits_rows):
     assert "Nothing was compressed or pushed" in message
 
 
+def test_a_candidate_whose_tflite_and_saved_model_disagree_is_over_budget(
+    digits_model, digits_rows
+):
+    """The pusher refuses a version whose two formats disagree on more rows than
+    min_tflite_agreement allows, so the search does not choose such a candidate."""
+    loose = {"sparsities": [0.98], "max_quality_loss": 1.0}
+    (agreeing,) = _searched(digits_model, digits_rows, min_agreement=0.5, **loose).trials
+    assert agreeing.within_budget and 0.5 <= agreeing.agreement < 1.0
+
+    result = _searched(digits_model, digits_rows, min_agreement=1.0, **loose)
+    (trial,) = result.trials
+    assert not trial.within_budget and trial.agreement == agreeing.agreement
+    assert trial.outcome == (
+        f"over budget: its TFLite and SavedModel agree on {100 * trial.agreement:.1f}% of "
+        "rows, under 100.0%"
+    )
+    assert "TFLite and SavedModel agreeing on 100.0% of rows" in result.nothing_found()
+
+
 def test_a_search_stops_at_its_trial_budget(digits_model, digits_rows):
     result = _searched(digits_model, digits_rows, sparsities=[0.5, 0.98], max_trials=1)
 

@@ -79,6 +79,10 @@ def test_unset_gate_bounds_follow_the_eval_rows_and_set_ones_are_noted():
     assert (large.max_drop_vs_uncompressed, large.max_drop_vs_blessed) == (0.005, 0.01)
     assert large.min_tflite_agreement == 0.99
 
+    # The search's budget and the agreement it needs follow the fitted gates.
+    search = fit_gates(_minimal(), rows=150).config.resolved_compression.search
+    assert (search.max_quality_loss, search.min_agreement) == (0.05, 0.95)
+
     strict = _minimal(evaluation={"thresholds": {"max_drop_vs_uncompressed": 0.005}})
     fitted = fit_gates(strict, rows=150)
     assert fitted.config.evaluation.thresholds.max_drop_vs_uncompressed == 0.005

@@ -40,6 +40,7 @@ from models.common.quality import (
     QUALITY_TITLES,
     budget_words,
     format_quality,
+    predicted_classes,
     quality,
     quality_change,
     row_losses,
@@ -120,7 +121,11 @@ class Trial:
     quality_change: float | None = None
     # Of the paired per-row loss differences' mean, in the units of quality_change.
     standard_error: float | None = None
-    # Whether the loss plus `margin_standard_errors` standard errors is within budget.
+    # A classifier's: the share of validation rows where its TFLite and its Keras model
+    # (the served SavedModel) predict the same class.
+    agreement: float | None = None
+    # Whether the loss plus `margin_standard_errors` standard errors is within budget (and
+    # the agreement at least `min_agreement`).
     within_budget: bool | None = None
     # Training and measuring this candidate, models shared with earlier trials not included.
     seconds: float = 0.0
@@ -148,6 +153,8 @@ class SearchResult:
     trials: list[Trial]
     stopped: str
     seconds: float
+    # A classifier's least TFLite/SavedModel class agreement (SearchConfig.min_agreement).
+    min_agreement: float | None = None
     chosen: CompressedModel | None = field(default=None, repr=False)
     chosen_recipe: CompressionConfig | None = field(default=None, repr=False)
 
@@ -183,9 +190,14 @@ class SearchResult:
             if measured
             else ""
         )
+        agreeing = (
+            ""
+            if self.min_agreement is None
+            else f", TFLite and SavedModel agreeing on {100 * self.min_agreement:.1f}% of rows"
+        )
         return (
             f"compression.search found no candidate within its budget ({self.budget_words()} "
-            f"with {self.margin_standard_errors:g} standard error(s) of margin, on "
+            f"with {self.margin_standard_errors:g} standard error(s) of margin{agreeing}, on "
             f"{self.validation_examples} validation rows held out of the train split) in "
             f"{len(measured)} trials ({self.stopped}){best}. Nothing was compressed or "
             "pushed. Raise compression.search.max_quality_loss, add larger candidates (lower "
@@ -391,6 +403,19 @@ def search(
         trial.standard_error = paired.standard_error
         trial.within_budget = bool(paired.loss + margin * paired.standard_error <= budget)
         trial.outcome = "within budget" if trial.within_budget else "over budget"
+        if search_config.min_agreement is not None and not model.is_regression:
+            served = predict_in_batches(
+                keras_predictor(compressed.keras_model), validation.features
+            )
+            trial.agreement = float(
+                np.mean(predicted_classes(predictions) == predicted_classes(served))
+            )
+            if trial.within_budget and trial.agreement < search_config.min_agreement:
+                trial.within_budget = False
+                trial.outcome = (
+                    f"over budget: its TFLite and SavedModel agree on {100 * trial.agreement:.1f}% "
+                    f"of rows, under {100 * search_config.min_agreement:.1f}%"
+                )
         trial.seconds = clock() - trial_start
         return compressed
 
@@ -446,6 +471,7 @@ def search(
         trials=trials,
         stopped=stopped,
         seconds=clock() - started,
+        min_agreement=None if model.is_regression else search_config.min_agreement,
         chosen=chosen[1] if chosen else None,
         chosen_recipe=estimated[chosen[0]][1].recipe(config) if chosen else None,
     )
