@@ -38,7 +38,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from benchmarks.pipeline import machine, replace_readme_block, save_results
-from pipeline.config import load_config
+from pipeline.config import load_config, load_run_config
 from pipeline.local_runner import run_local
 
 BENCHMARKS_DIR = Path(__file__).resolve().parent
@@ -193,7 +193,8 @@ def run_table(table: Table, work_dir: Path) -> dict[str, Any]:
     summary = run_local(config)
     seconds = time.perf_counter() - started
     output_dir = config.output_path
-    metric = config.evaluation.thresholds.metric
+    # The run's own config: the classes and the metrics a local run fitted to the data.
+    metric = load_run_config(output_dir).evaluation.thresholds.metric
     reference = baselines(table, split_frame(output_dir, "train"), split_frame(output_dir, "eval"))
     candidate = summary.eval_metrics.get("candidate", {}).get(metric)
     best = (min if table.kind == "regression" else max)(
