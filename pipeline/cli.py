@@ -10,25 +10,26 @@ import argparse
 import logging
 import os
 import sys
-import warnings
 from collections.abc import Sequence
 
 from pipeline.errors import EXIT_ERROR, EXIT_REFUSED, UserError
 
+# Without --verbose, the root logger's one handler: TensorFlow and absl add a stderr
+# handler of their own only to a root logger that has none.
+_NO_TERMINAL = logging.NullHandler()
+
 
 def _quiet_logs(verbose: bool) -> None:
     """TF, TFX and Beam log hundreds of lines, warnings included, that a user cannot act
-    on; leanline reports progress and errors itself. --verbose brings the logs back."""
+    on; leanline reports progress and errors itself. --verbose brings the logs back.
+    Either way a run writes every log record to its log file (pipeline.run_log)."""
     if verbose:
         return
     _silence_native_stderr()
-    warnings.simplefilter("ignore")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ.setdefault("GRPC_VERBOSITY", "NONE")
-    logging.getLogger().setLevel(logging.CRITICAL)
-    import absl.logging
-
-    absl.logging.set_verbosity(absl.logging.FATAL)
+    logging.captureWarnings(True)  # so that they reach the run log, not the terminal
+    logging.getLogger().addHandler(_NO_TERMINAL)
 
 
 def _silence_native_stderr() -> None:
@@ -60,14 +61,6 @@ def _run(args: argparse.Namespace) -> int:
 
     from pipeline.local_runner import run_local
     from pipeline.summary import format_table
-
-    if not args.verbose:
-        import tf_keras
-
-        # Keras then writes its epoch lines through absl logging, which --verbose alone
-        # shows: hundreds of them (every search trial, every fine-tuning) would bury
-        # the one progress line per component.
-        tf_keras.utils.disable_interactive_logging()
 
     run_summary = run_local(
         config, data=args.data, beam_args=args.beam_arg, enable_cache=not args.no_cache

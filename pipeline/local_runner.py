@@ -6,7 +6,7 @@ Layout of an output directory:
     data/             bundled datasets materialized as CSV; copies of CSVs with a quoted header
     serving/<name>/   TF Serving model base path, one numbered version per push
     tflite/<name>/    the pushed .tflite files, same versions
-    logs/             full traces of failed runs
+    logs/             one log file per run (pipeline.run_log), a failed run's trace at its end
     run_summary.json  what the last run did
     leanline.yaml     the config of the last run, paths resolved
 """
@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import logging
 import os
 import time
-import traceback
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -37,6 +37,7 @@ from pipeline.pipeline import create_pipeline
 from pipeline.preflight import check_inputs, example_gen_path
 from pipeline.progress import run_progress
 from pipeline.report.build import write_report
+from pipeline.run_log import run_log
 
 METADATA_FILE = "metadata.sqlite"
 PIPELINE_ROOT = "pipeline"
@@ -104,14 +105,6 @@ def exclusive_output_dir(output_dir: Path) -> Iterator[None]:
         yield
 
 
-def _log_failure(output_dir: Path, error: BaseException) -> Path:
-    log_dir = output_dir / "logs"
-    log_dir.mkdir(parents=True, exist_ok=True)
-    log_path = log_dir / f"run-{time.strftime('%Y%m%d-%H%M%S')}.log"
-    log_path.write_text("".join(traceback.format_exception(error)))
-    return log_path
-
-
 def _root_cause(error: BaseException) -> BaseException:
     """TFX and Beam wrap executor errors; the innermost UserError is the one to show."""
     seen = error
@@ -131,8 +124,8 @@ def run_local(
 ) -> summary.RunSummary:
     """Runs the whole pipeline; returns (and writes) the run summary.
 
-    Raises UserError with a readable message when the run fails; the full trace
-    goes to <output>/logs/.
+    Raises UserError with a readable message when the run fails; the run's log file
+    in <output>/logs/ holds every log record and, at its end, the full trace.
     """
     output_dir = config.output_path
     if config.model.module:  # a broken module stops the run now, not inside Transform
@@ -142,7 +135,7 @@ def run_local(
     classes = fit_classes(config, checked.label_values)
     gates = fit_gates(classes.config, checked.rows)
     config = gates.config
-    with exclusive_output_dir(output_dir):
+    with exclusive_output_dir(output_dir), run_log(output_dir) as log_path:
         write_run_config(config, output_dir)
         source = example_gen_path(checked, output_dir / DATA_DIR)
         metadata_path = output_dir / METADATA_FILE
@@ -169,6 +162,6 @@ def run_local(
         summary.write(run_summary, output_dir)
         report = write_report(output_dir, config)
         if failure is not None:
-            log_path = _log_failure(output_dir, failure)
+            logging.getLogger(__name__).error("the run failed", exc_info=failure)
             raise UserError(f"{cause}\n(full trace: {log_path}; report: {report})") from failure
         return run_summary

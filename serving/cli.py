@@ -1,4 +1,7 @@
-"""`leanline` subcommands for serving: configs, Kubernetes manifests, queries, checks."""
+"""`leanline` subcommands for serving: configs, Kubernetes manifests, queries, checks.
+
+Commands that read a run name it as every such command does (pipeline.run_dir).
+"""
 
 from __future__ import annotations
 
@@ -6,16 +9,9 @@ import argparse
 import json
 from pathlib import Path
 
-from pipeline.config import LeanlineConfig, load_config, load_run_config
+from pipeline.config import LeanlineConfig
 from pipeline.errors import UserError
-
-
-def _add_config_source(parser: argparse.ArgumentParser) -> None:
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--config", type=Path, help="leanline YAML config")
-    source.add_argument(
-        "--run-dir", type=Path, help="a run's output directory (uses the config it saved)"
-    )
+from pipeline.run_dir import add_run_arguments, run_config
 
 
 def _add_prefer_tflite(parser: argparse.ArgumentParser) -> None:
@@ -28,7 +24,7 @@ def _add_prefer_tflite(parser: argparse.ArgumentParser) -> None:
 
 
 def _config(args: argparse.Namespace) -> LeanlineConfig:
-    config = load_config(args.config) if args.config else load_run_config(args.run_dir)
+    config = run_config(args)
     if getattr(args, "prefer_tflite", False):
         config = config.with_overrides(serving={"prefer_tflite": True})
     return config
@@ -39,7 +35,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "serving-config",
         help="write TF Serving's models.config and batching.config for the pushed models",
     )
-    _add_config_source(config_parser)
+    add_run_arguments(config_parser)
     config_parser.add_argument("--output-dir", required=True, type=Path, help="where to write")
     config_parser.add_argument(
         "--pin",
@@ -54,7 +50,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     manifests_parser = subparsers.add_parser(
         "serving-manifests", help="write Kubernetes manifests that run TF Serving for the model"
     )
-    _add_config_source(manifests_parser)
+    add_run_arguments(manifests_parser)
     manifests_parser.add_argument("--output-dir", required=True, type=Path, help="where to write")
     manifests_parser.add_argument(
         "--model-base-path",
@@ -88,7 +84,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="load a model version like TF Serving does and replay its warm-up requests",
     )
     check_parser.add_argument(
-        "version_dir", type=Path, help="e.g. output/taxi/serving/taxi/<version>"
+        "version_dir",
+        nargs="?",
+        type=Path,
+        help="a version directory, e.g. output/taxi/serving/taxi/<version>; "
+        "or name the run (--run-dir, --config) and check its latest pushed version",
+    )
+    add_run_arguments(check_parser)
+    check_parser.add_argument(
+        "--version", type=int, help="with the run named: the pushed version to check"
     )
     check_parser.set_defaults(handler=check_servable)
 
@@ -142,8 +146,29 @@ def predict(args: argparse.Namespace) -> int:
 def check_servable(args: argparse.Namespace) -> int:
     from serving.check import check_servable as check
 
-    print(check(args.version_dir).summary())
+    print(check(_version_dir(args)).summary())
     return 0
+
+
+def _version_dir(args: argparse.Namespace) -> Path:
+    """The version directory given, or the run's pushed version (the latest by default)."""
+    if args.version_dir is not None:
+        if args.run_dir or args.config or args.version is not None:
+            raise UserError("name a version directory or the run (--run-dir, --config), not both")
+        return args.version_dir
+    if args.run_dir is None and args.config is None:
+        raise UserError("name a version directory, or the run: --run-dir DIR or --config FILE")
+    from serving.versions import existing_versions
+
+    base = run_config(args).serving_model_dir
+    versions = existing_versions(base)
+    if not versions:
+        raise UserError(f"no pushed version under {base}")
+    if args.version is None:
+        return base / str(versions[-1])
+    if args.version not in versions:
+        raise UserError(f"--version {args.version}: {base} holds versions {versions}")
+    return base / str(args.version)
 
 
 def _pins(pins: list[str]) -> dict[str, int]:

@@ -5,7 +5,8 @@ SchemaGen or ImportSchemaGen, Transform, Trainer; pipeline.pipeline.training_sta
 in-process on the first rows of a bundled dataset, with the family's real preprocessing_fn
 and run_fn, on the config as a local run fits it to the rows (its classes: pipeline.classes).
 `trained_taxi_model` and the others are session-scoped fixtures of such runs, shared by
-every test file that imports them (tests/conftest.py does).
+every test file that imports them (tests/conftest.py does), and every test that uses one,
+through other fixtures too, is marked slow there (PIPELINE_FIXTURES).
 """
 
 from __future__ import annotations
@@ -23,6 +24,10 @@ from pipeline.datasets import bundled_csv
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TINY_TRAINING = {"epochs": 8}
+# The fixtures below that run a TFX pipeline.
+PIPELINE_FIXTURES = frozenset(
+    {"trained_taxi_model", "trained_penguins_model", "trained_reviews_model"}
+)
 
 
 @dataclass(frozen=True)

@@ -192,6 +192,7 @@ def _transform(config, data: Path, work_dir: Path) -> str:
     return str(graph)
 
 
+@pytest.mark.slow
 def test_class_ids_stay_put_when_the_class_frequencies_flip(tmp_path):
     """Two data versions, most frequent class first in one and last in the other (TFT's
     vocabulary order swapped their ids): the same ids, and the same names recorded."""

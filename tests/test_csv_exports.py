@@ -430,6 +430,7 @@ def test_a_label_the_curated_schema_types_bytes_keeps_its_booleans(tmp_path):
 # --- End to end: ExampleGen, StatisticsGen and SchemaGen on an export with markers -----------
 
 
+@pytest.mark.slow
 def test_an_export_with_na_markers_gives_example_gen_numeric_columns(tmp_path):
     """The palmerpenguins CSV as R writes it ("NA" for missing), re-exported as a
     spreadsheet would (quoted fields, CRLF, byte-order mark): ExampleGen reads the
@@ -470,6 +471,7 @@ def test_an_export_with_na_markers_gives_example_gen_numeric_columns(tmp_path):
 # --- End to end: ExampleGen and Transform read those cells as int64 ids ---------------------
 
 
+@pytest.mark.slow
 def test_integers_written_as_floats_and_boolean_labels_are_int64_ids_in_transform(tmp_path):
     """One table, two classifiers: `grade` ("0.0", "1.0", "2.0") and `passed` (TRUE/FALSE
     in three cases) as labels, `rooms` and `floors` ("2.0", gaps) as categorical_int.

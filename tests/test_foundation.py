@@ -76,6 +76,34 @@ def test_mirror_is_read_from_one_line_sources(tmp_path):
     )
 
 
+def _install_browser(path: Path) -> subprocess.CompletedProcess[str]:
+    """scripts/bootstrap's install_browser with only `path` on PATH (set after sourcing,
+    which needs the host's tools). Neither case below reaches apt-get install."""
+    return subprocess.run(
+        ["bash", "-c", f"source {BOOTSTRAP}; PATH={path}; install_browser"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+
+
+def test_the_browser_install_is_skipped_with_a_message_without_apt_get(tmp_path):
+    result = _install_browser(tmp_path)
+    assert result.stdout == ""
+    assert result.stderr == (
+        "bootstrap: no chromium and no apt-get: skipping it (the report-rendering test will skip)\n"
+    )
+
+
+def test_the_browser_install_does_nothing_when_chromium_is_on_path(tmp_path):
+    # Found by name on PATH, as the report-rendering test finds it; never run here.
+    chromium = tmp_path / "chromium"
+    chromium.write_text("#!/bin/sh\nexit 1\n")
+    chromium.chmod(0o755)
+    result = _install_browser(tmp_path)
+    assert (result.stdout, result.stderr) == ("", "")
+
+
 def test_python_wrapper_exists_exactly_when_the_host_glibc_is_too_old():
     host = _bootstrap_fn("host_glibc")
     too_old = _bootstrap_fn(f"version_ge {host} $NEEDED_GLIBC && echo no || echo yes") == "yes"
@@ -98,6 +126,7 @@ def test_bundled_datasets(tmp_path, name, rows, columns):
         assert "NA" not in path.read_text()
 
 
+@pytest.mark.slow
 def test_two_component_local_dag_run(tmp_path):
     from tensorflow_data_validation.utils import stats_util
     from tfx import v1 as tfx

@@ -431,16 +431,16 @@ def test_taxi_run_summary_records_every_component(taxi_run):
     # The compression result leads, in the file and in the printed table.
     assert next(iter(written)) == "result"
     result = written["result"]
-    assert result["tflite_zipped_ratio"] > 1 and result["pushed"] is True
-    assert result["quality_metric"] == "accuracy"
-    assert result["quality_change"] == pytest.approx(
-        result["compressed_quality"] - result["float_quality"]
+    shipped = result["shipped_tflite"]
+    assert shipped["zipped_ratio"] > 1 and result["pushed"] is True
+    assert shipped["quality_metric"] == "accuracy"
+    assert shipped["quality_change"] == pytest.approx(
+        shipped["compressed_quality"] - shipped["float_quality"]
     )
     from pipeline.summary import format_table
 
-    second_line, third_line = format_table(summary).splitlines()[1:3]
-    assert second_line.startswith("  compressed: TFLite ")
-    assert f"pushed as version {result['pushed_version']}" in second_line
+    # After the shipped file's line and the model part's (checked below).
+    recipe_line = format_table(summary).splitlines()[3]
     # The search's choice, also in MLMD (the report artifact's properties).
     report = json.loads(
         (_latest_artifact(config, "Compressor", "compression_report") / "report.json").read_text()
@@ -451,7 +451,7 @@ def test_taxi_run_summary_records_every_component(taxi_run):
         trial["zipped_bytes"] is not None for trial in report["search"]["trials"]
     )
     assert (
-        third_line
+        recipe_line
         == f"  recipe: {chosen}, chosen by the search in {result['search_trials']} trials"
     )
     assert 0.5 <= written["eval_metrics"]["candidate"]["binary_accuracy"] <= 1
@@ -472,6 +472,88 @@ def test_the_report_draws_the_search_frontier_and_lists_every_trial(taxi_run):
         assert trial["recipe"] in page
     plot = config.output_path / "report" / "search_frontier.png"
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def _zipped_bytes(path: Path) -> int:
+    from models.common.measurement import tflite_size
+
+    return tflite_size(path.read_bytes()).zipped_bytes
+
+
+def test_the_summary_and_the_report_open_with_the_shipped_files_ratio(taxi_run):
+    """The headline is the pushed model.tflite (end to end, the Transform inside) against
+    the float end-to-end TFLite, each zipped here; the model part stands beside it."""
+    from pipeline.summary import format_table
+
+    config, _, summary = taxi_run
+    (version,) = _versions(config)
+    pushed = _zipped_bytes(config.serving_model_dir / version / "model.tflite")
+    float_end_to_end = _zipped_bytes(
+        _latest_artifact(config, "Compressor", "float_model") / "Format-Serving/tflite"
+    )
+    model_part = _zipped_bytes(
+        _latest_artifact(config, "Compressor", "compressed_model")
+        / "Format-TFLite/transformed_inputs.tflite"
+    )
+    ratio = float_end_to_end / pushed
+    # The pushed file holds the Transform as well as the model part.
+    assert model_part < pushed
+
+    result = json.loads((config.output_path / "run_summary.json").read_text())["result"]
+    shipped = result["shipped_tflite"]
+    assert (shipped["file"], shipped["zipped_bytes"]) == ("model.tflite", pushed)
+    assert shipped["float_zipped_bytes"] == float_end_to_end
+    assert shipped["zipped_ratio"] == pytest.approx(ratio)
+    assert result["model_part"]["file"] == "transformed_inputs.tflite"
+    assert result["model_part"]["zipped_bytes"] == model_part
+    end_to_end = json.loads(
+        (_latest_artifact(config, "Compressor", "compression_report") / "report.json").read_text()
+    )["end_to_end"]
+    assert shipped["compressed_quality"] == end_to_end["quality"]["compressed_tflite"]["accuracy"]
+    assert shipped["float_quality"] == end_to_end["quality"]["float_tflite"]["accuracy"]
+    assert shipped["eval_rows"] == end_to_end["eval_rows"]
+
+    headline = (
+        f"{ratio:.1f}x smaller zipped than the float end-to-end TFLite "
+        f"({pushed:,} against {float_end_to_end:,} bytes)"
+    )
+    shipped_line, model_part_line = format_table(summary).splitlines()[1:3]
+    assert shipped_line.startswith("  shipped: model.tflite (end to end, raw features in")
+    assert headline in shipped_line
+    assert shipped_line.endswith(f"; pushed as version {version}")
+    assert model_part_line.startswith("  model part: transformed_inputs.tflite (the model alone")
+
+    page = (config.output_path / "report.html").read_text()
+    opening = page[page.index("<h2>Result</h2>") : page.index("<h2>Pipeline</h2>")]
+    assert f"This run pushed version {version} to" in opening
+    assert "Shipped: model.tflite (end to end, raw features in" in opening
+    assert headline in opening
+    assert "Model part: transformed_inputs.tflite (the model alone" in opening
+    assert (
+        "Gates: EvaluateCompression passed, SliceGate passed, EvaluateTFLiteVsBlessed passed."
+        in opening
+    )
+
+
+def test_slices_are_listed_in_natural_order(taxi_run):
+    """Hours as numbers (0, 1, 2, ..., 10), in the report's tables and the slice gate's."""
+    from components.slice_gate.executor import slice_results
+
+    config, _, _ = taxi_run
+    page = (config.output_path / "report.html").read_text()
+    first_gate = page[page.index("<h3>EvaluateCompression") :]
+    first_gate = first_gate[: first_gate.index("</table>")]
+    hours = re.findall(r"<td>trip_start_hour = (\d+)</td>", first_gate)
+    # Hours below and above 10: text order would differ.
+    assert sorted(hours) != sorted(hours, key=int)
+    assert hours == sorted(hours, key=int)
+    assert first_gate.index("<td>Overall</td>") < first_gate.index("<td>payment_type = ")
+    assert first_gate.index("<td>payment_type = ") < first_gate.index("<td>trip_start_hour = ")
+
+    evaluation = _latest_artifact(config, "EvaluateCompression", "evaluation")
+    names = [result.name for result in slice_results(str(evaluation), "binary_accuracy")]
+    gated_hours = [name.split("=")[1] for name in names if name.startswith("trip_start_hour=")]
+    assert gated_hours == hours
 
 
 def _leanline_run(
@@ -657,7 +739,7 @@ def test_taxi_fare_regression_pushes_a_model_that_serves_dollars(tmp_path):
     )
     summary = run_local(config, data=str(data))
     assert summary.pushed, summary.not_pushed_reason
-    result = summary.result()
+    result = summary.result()["shipped_tflite"]
     assert result["quality_metric"] == "mean_absolute_error"
     assert "mean_squared_error" in summary.eval_metrics["candidate"]
     (version,) = _versions(config)
@@ -669,7 +751,7 @@ def test_taxi_fare_regression_pushes_a_model_that_serves_dollars(tmp_path):
     baseline_error = np.mean(np.abs(fares - fares.mean()))
     assert np.mean(np.abs(predictions - fares)) < 0.7 * baseline_error
     assert 0.5 * fares.mean() < predictions.mean() < 2 * fares.mean()
-    # The compressed TFLite, measured by the Compressor on eval rows, is as good.
+    # The shipped TFLite, measured by the Compressor on eval rows, is as good.
     assert result["compressed_quality"] < 0.7 * baseline_error
 
 
@@ -748,6 +830,13 @@ def test_a_model_module_in_a_temp_dir_trains_compresses_and_is_served(tmp_path):
 
     assert summary.pushed, summary.not_pushed_reason
     (version,) = _versions(config)
+    # No end-to-end TFLite for a module of one's own: the headline is the model alone.
+    shipped = summary.result()["shipped_tflite"]
+    assert shipped["what"].startswith("the model alone on transformed features; this run ")
+    assert shipped["zipped_bytes"] == _zipped_bytes(
+        config.tflite_model_dir / version / "model.tflite"
+    )
+    assert summary.result()["model_part"] is None
     predictions, labels = _served_and_actual(config.serving_model_dir / version, data, LABEL, 200)
     assert np.isfinite(predictions).all()
     assert np.mean(np.abs(predictions - labels)) < 0.5 * np.mean(np.abs(labels - labels.mean()))

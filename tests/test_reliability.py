@@ -16,6 +16,7 @@ import gzip
 import io
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -60,6 +61,8 @@ BEFORE_TRAINER = (
     "Transform",
 )
 RUN_TIMEOUT_S = 1200
+# A line of tf_keras's fit at verbose=2: an epoch's start, or its end with the loss.
+KERAS_LINE = r"(Epoch \d+/\d+|\s*\d+/\d+ - .*loss)"
 
 Table = tuple[list[str], list[list[str]]]
 
@@ -373,7 +376,7 @@ def test_the_bundled_datasets_pass_the_preflight_check(name, tmp_path):
 
 def test_commands_print_no_tensorflow_start_up_lines_without_verbose(tmp_path):
     def runs(*flags: str) -> subprocess.CompletedProcess[str]:
-        command = [str(LEANLINE), *flags, "runs", "--output-dir", str(tmp_path)]
+        command = [str(LEANLINE), *flags, "runs", "--run-dir", str(tmp_path)]
         return subprocess.run(command, capture_output=True, text=True, timeout=120)
 
     quiet = runs()
@@ -471,6 +474,8 @@ class CrashAndResume:
     refusal_s: float
     resumed_returncode: int
     resumed_output: str
+    # <output>/logs/ after the resumed run: one log file per run.
+    run_logs: list[Path]
     summary: dict[str, Any]
     versions_after_resume: list[Path]
     pushed_after_resume: dict[str, Any]
@@ -597,6 +602,7 @@ def crash_and_resume(taxi_table, tmp_path_factory) -> CrashAndResume:
         refusal_s=refusal_s,
         resumed_returncode=resumed.returncode,
         resumed_output=(directory / "resumed.log").read_text(),
+        run_logs=sorted((output_dir / "logs").glob("run-*.log")),
         summary=json.loads((output_dir / summary.SUMMARY_FILE).read_text()),
         versions_after_resume=version_dirs(config),
         pushed_after_resume=pushed_state(config),
@@ -638,6 +644,23 @@ def test_a_second_run_on_the_same_output_dir_is_refused_at_once(crash_and_resume
     assert run.resumed_returncode == 0
     (version_dir,) = run.versions_after_resume
     assert (version_dir / "saved_model.pb").is_file()
+
+
+@pytest.mark.slow
+def test_a_run_prints_no_keras_lines_and_logs_everything_in_its_log_file(crash_and_resume):
+    """Without --verbose the terminal holds the progress lines and the summary, never
+    Keras' epoch lines; each run's log file holds them, and the progress lines."""
+    run = crash_and_resume
+    for printed in (run.killed_output, run.resumed_output):
+        assert not re.search(f"^{KERAS_LINE}", printed, re.MULTILINE), printed[-3000:]
+    assert re.search(r"^\[ *\d+\.\ds\] Trainer complete \(", run.resumed_output, re.MULTILINE)
+    # The killed run's log too: it is written as the run goes.
+    killed, resumed = run.run_logs
+    assert "INFO leanline.progress: " in killed.read_text()
+    log = resumed.read_text()
+    assert re.search(f"INFO absl: {KERAS_LINE}", log), log[-3000:]
+    assert re.search(r"INFO leanline.progress: \[ *\d+\.\ds\] Trainer complete \(", log)
+    assert " INFO absl: Using deployment config:" in log  # TFX's own records
 
 
 # --- 1. Unseen categories: through TFDV, stopped at the DataGate -----------------------------
@@ -734,7 +757,9 @@ def test_a_failure_deep_in_beam_shows_its_cause_and_keeps_the_trace(tmp_path):
     assert len(result.stderr.splitlines()) <= MAX_STDERR_LINES, result.stderr
     (log,) = (output_dir / "logs").glob("*.log")
     assert f"full trace: {log}" in result.stderr
-    trace = log.read_text()
+    # The run's log: its records, then the trace.
+    records, trace = log.read_text().split(" ERROR pipeline.local_runner: the run failed\n")
+    assert " INFO leanline.progress: " in records
     assert trace.startswith("Traceback") and len(trace.splitlines()) > MAX_STDERR_LINES
     assert not (output_dir / "serving").exists()
 

@@ -3,6 +3,8 @@
 One full penguins run (module fixture) feeds the report tests. Two runs of the same
 pipeline on a curated schema that the data breaks (the data gate stops them; the second
 one reads the cache) feed the progress tests and the report on a run that stopped early.
+The live display's parts (estimates from an MLMD store written here, bars fed by a real
+Keras fit) and how `report` and `runs` name a run are tested without a pipeline run.
 """
 
 from __future__ import annotations
@@ -192,6 +194,7 @@ def test_progress_reports_cache_hits_without_a_start(gated_runs):
     assert events[-2:] == [("DataGate", "started"), ("DataGate", "failed")]
 
 
+@pytest.mark.slow
 def test_progress_reports_a_failed_component(tmp_path):
     succeed, fail = Succeed(), Fail()
     fail.add_upstream_node(succeed)
@@ -214,6 +217,151 @@ def test_progress_reports_a_failed_component(tmp_path):
         ("Fail", "started"),
         ("Fail", "failed"),
     ]
+
+
+def _mlmd_store(path: Path):
+    """A writable MLMD store with the types and the node context that TFX records for
+    the Trainer of pipeline `p` (no pipeline runs here)."""
+    import ml_metadata as mlmd
+    from ml_metadata.proto import metadata_store_pb2
+
+    connection = metadata_store_pb2.ConnectionConfig()
+    connection.sqlite.filename_uri = str(path)
+    store = mlmd.MetadataStore(connection)
+    node_type, _ = (
+        store.put_context_type(metadata_store_pb2.ContextType(name=name))
+        for name in ("node", "pipeline_run")
+    )
+    store.put_execution_type(metadata_store_pb2.ExecutionType(name="Trainer"))
+    store.put_contexts([metadata_store_pb2.Context(type_id=node_type, name="p.Trainer")])
+    return store
+
+
+def _execution(store, run: str, state: int) -> int:
+    """An execution of the Trainer in a new pipeline run named `run`."""
+    from ml_metadata.proto import metadata_store_pb2
+
+    (run_id,) = store.put_contexts(
+        [metadata_store_pb2.Context(type_id=store.get_context_type("pipeline_run").id, name=run)]
+    )
+    execution = metadata_store_pb2.Execution(
+        type_id=store.get_execution_type("Trainer").id, last_known_state=state
+    )
+    (execution_id,) = store.put_executions([execution])
+    node = store.get_context_by_type_and_name("node", "p.Trainer")
+    store.put_attributions_and_associations(
+        [],
+        [
+            metadata_store_pb2.Association(execution_id=execution_id, context_id=context)
+            for context in (node.id, run_id)
+        ],
+    )
+    return execution_id
+
+
+def _set_state(store, execution_id: int, state: int) -> None:
+    (execution,) = store.get_executions_by_id([execution_id])
+    execution.last_known_state = state
+    store.put_executions([execution])
+
+
+def test_a_component_start_carries_how_long_its_last_completed_run_took(tmp_path):
+    import time
+
+    from ml_metadata.proto import metadata_store_pb2
+
+    from pipeline.progress import RunWatcher
+
+    Execution = metadata_store_pb2.Execution
+    metadata = tmp_path / "metadata.sqlite"
+    store = _mlmd_store(metadata)
+    first = _execution(store, "run-1", Execution.RUNNING)
+    time.sleep(0.3)
+    _set_state(store, first, Execution.COMPLETE)
+    failed = _execution(store, "run-2", Execution.RUNNING)
+    time.sleep(1.5)
+    _set_state(store, failed, Execution.FAILED)  # says nothing of how long it takes
+
+    watcher = RunWatcher(metadata, since_ms=int(time.time() * 1000))
+    time.sleep(0.01)
+    third = _execution(store, "run-3", Execution.RUNNING)
+    (started,) = watcher.poll()
+    assert (started.component, started.state) == ("Trainer", "started")
+    assert 0.3 <= started.estimate < 1.5  # the completed run's seconds, not the failed one's
+    _set_state(store, third, Execution.COMPLETE)
+    (ended,) = watcher.poll()
+    assert (ended.component, ended.state, ended.estimate) == ("Trainer", "complete", None)
+
+
+def _rendered(progress) -> list[str]:
+    from rich.console import Console
+
+    console = Console(file=io.StringIO(), width=120)
+    console.print(progress)
+    return [line.rstrip() for line in console.file.getvalue().splitlines()]
+
+
+def test_the_live_display_draws_a_bar_per_component_and_per_keras_fit(tmp_path, capsys):
+    """A real Keras fit inside a run's log: its epoch lines reach the display and the
+    log file, not the terminal; a one-epoch fit and an evaluation add no bar."""
+    import logging
+
+    import numpy as np
+    import tf_keras as keras
+    from rich.console import Console
+
+    from pipeline.progress import STARTED, ComponentEvent, KerasEpochs, LiveDisplay
+    from pipeline.run_log import run_log
+
+    display = LiveDisplay(Console(file=io.StringIO()))
+    seen = []
+
+    class Watch(keras.callbacks.Callback):
+        """Runs before Keras' own progress logger: at epoch N's end, epoch N shows."""
+
+        def on_epoch_end(self, epoch, logs=None):
+            seen.append([(t.description, t.completed, t.total) for t in display.progress.tasks])
+            seen[-1].append(_rendered(display.progress)[-1])
+
+    model = keras.Sequential([keras.layers.Dense(1, input_shape=(3,))])
+    model.compile("sgd", "mse")
+    rows, labels = np.random.default_rng(0).random((64, 3)), np.zeros(64)
+    with run_log(tmp_path) as log_path:
+        epochs = KerasEpochs(display.epoch_started, display.epoch_ended)
+        logging.getLogger("absl").addHandler(epochs)
+        try:
+            display.show([ComponentEvent("Trainer", STARTED, 0.0, estimate=600.0)])
+            display.show([ComponentEvent("Compressor", STARTED, 0.0, estimate=0.0)])
+            model.fit(rows, labels, epochs=3, batch_size=16, verbose=2, callbacks=[Watch()])
+            after_fit = [task.description for task in display.progress.tasks]
+            model.fit(rows, labels, epochs=1, batch_size=16, verbose=2)
+            model.evaluate(rows, labels, verbose=2)
+            after_one_epoch = [task.description for task in display.progress.tasks]
+        finally:
+            logging.getLogger("absl").removeHandler(epochs)
+    lines = _rendered(display.progress)
+    display.show([ComponentEvent("Trainer", "complete", 9.0, seconds=9.0)])
+
+    for number, state in enumerate(seen, start=1):
+        *tasks, fit_line = state
+        assert [task[0] for task in tasks] == ["Trainer", "Compressor", f"  epoch {number}/3"]
+        assert tasks[2][1:] == (number - 1, 3)  # epochs behind it, of 3
+        # The time left at the pace of the epochs so far, once one has ended.
+        assert ("left" in fit_line) == (number > 1), fit_line
+    assert after_fit == after_one_epoch == ["Trainer", "Compressor"]
+    assert re.search(r"Trainer .* \d+ s, about \d+ s left$", lines[0]), lines
+    assert re.search(r"Compressor .* \d+ s, past the estimate of 0 s$", lines[1]), lines
+    assert [task.description for task in display.progress.tasks] == ["Compressor"]
+    # Keras printed nothing; its lines are in the run's log file.
+    assert capsys.readouterr().out == ""
+    log = log_path.read_text()
+    assert [line.split("absl: ")[1] for line in log.splitlines() if "Epoch" in line] == [
+        "Epoch 1/3",
+        "Epoch 2/3",
+        "Epoch 3/3",
+    ]
+    assert len(re.findall(r"INFO absl: 4/4 - .*loss", log)) == 4  # 3 + 1 epoch ends
+    assert keras.utils.is_interactive_logging_enabled()  # as it was before the run
 
 
 @pytest.mark.slow
@@ -305,16 +453,15 @@ def test_report_content_matches_the_run(full_run):
 
 
 def _chromium() -> str:
-    """Headless Chromium; installed through apt once when missing, else the test skips."""
+    """Headless Chromium, which scripts/bootstrap installs (`make setup`); tests install
+    nothing, so without one the test skips."""
     found = shutil.which("chromium") or shutil.which("chromium-browser")
-    if found:
-        return found
-    for command in (["apt-get", "update", "-q"], ["apt-get", "install", "-y", "-q", "chromium"]):
-        try:
-            subprocess.run(command, check=True, capture_output=True, timeout=600)
-        except (OSError, subprocess.SubprocessError) as error:
-            pytest.skip(f"no chromium, and `{' '.join(command)}` failed: {error}")
-    return shutil.which("chromium") or pytest.skip("chromium is not on PATH after apt-get install")
+    if found is None:
+        pytest.skip(
+            "no headless browser: chromium is not on PATH (scripts/bootstrap installs "
+            "Debian's with apt-get when run as root)"
+        )
+    return found
 
 
 @pytest.mark.slow
@@ -357,7 +504,7 @@ def test_runs_lists_the_run(full_run, capsys):
     config, summary, _ = full_run
     parser = argparse.ArgumentParser()
     cli.register(parser.add_subparsers())
-    args = parser.parse_args(["runs", "--output-dir", str(config.output_path)])
+    args = parser.parse_args(["runs", "--run-dir", str(config.output_path)])
     assert args.handler(args) == 0
 
     header, row = capsys.readouterr().out.splitlines()
@@ -381,7 +528,9 @@ def test_report_command_rewrites_the_page(full_run, tmp_path, capsys):
     report.unlink()
     parser = argparse.ArgumentParser()
     cli.register(parser.add_subparsers())
-    args = parser.parse_args(["report", str(config.output_path), "--config", str(config_file)])
+    args = parser.parse_args(
+        ["report", "--run-dir", str(config.output_path), "--config", str(config_file)]
+    )
 
     assert args.handler(args) == 0
     assert capsys.readouterr().out.strip() == f"wrote {report}"
@@ -401,7 +550,7 @@ def test_report_takes_the_run_directory_alone(full_run, capsys):
     report.unlink()
     parser = argparse.ArgumentParser()
     cli.register(parser.add_subparsers())
-    args = parser.parse_args(["report", str(config.output_path)])
+    args = parser.parse_args(["report", "--run-dir", str(config.output_path)])
 
     assert args.handler(args) == 0
     assert capsys.readouterr().out.strip() == f"wrote {report}"
@@ -413,3 +562,52 @@ def test_report_of_a_directory_without_a_saved_config_says_so(tmp_path):
 
     with pytest.raises(ConfigError, match="holds no leanline.yaml"):
         load_run_config(tmp_path)
+
+
+def test_report_and_runs_name_the_run_as_every_command_does(tmp_path, capsys):
+    """--run-dir DIR, or --config FILE for its output_dir (--run-dir wins given both);
+    the old spellings `report DIR` and `runs --output-dir DIR` still work, with a note."""
+    from pipeline import cli
+    from pipeline.config import write_run_config
+
+    def leanline(*argv: str) -> tuple[int, str, str]:
+        code = cli.main(["--verbose", *argv])
+        printed = capsys.readouterr()
+        return code, printed.out.strip(), printed.err.strip()
+
+    run_dir, other = tmp_path / "run", tmp_path / "other"
+    run_dir.mkdir()
+    other.mkdir()
+    saved = write_run_config(_penguins(run_dir), run_dir)
+    note = "leanline: note: `leanline {} DIR` is deprecated and goes in the next release; use `leanline {} --run-dir DIR`"
+
+    wrote = (0, f"wrote {run_dir / 'report.html'}", "")
+    assert leanline("report", "--run-dir", str(run_dir)) == wrote
+    assert leanline("report", "--config", str(saved)) == wrote
+    assert leanline("report", str(run_dir)) == (*wrote[:2], note.format("report", "report"))
+    assert leanline("report", "--config", str(saved), "--run-dir", str(other)) == (
+        0,
+        f"wrote {other / 'report.html'}",
+        "",
+    )
+    assert "No run of &#x27;penguins&#x27; is recorded" in (other / "report.html").read_text()
+
+    no_runs = f"leanline: error: no runs recorded: {run_dir / 'metadata.sqlite'} does not exist"
+    assert leanline("runs", "--run-dir", str(run_dir)) == (2, "", no_runs)
+    assert leanline("runs", "--config", str(saved)) == (2, "", no_runs)
+    assert leanline("runs", "--output-dir", str(run_dir)) == (
+        2,
+        "",
+        f"{note.format('runs --output-dir', 'runs')}\n{no_runs}",
+    )
+
+    code, _, stderr = leanline("report", str(run_dir), "--run-dir", str(other))
+    assert (code, stderr.splitlines()[-1]) == (
+        2,
+        f"leanline: error: the run directory is named twice ({run_dir} and {other}): keep --run-dir",
+    )
+    code, _, stderr = leanline("runs")
+    assert (code, stderr) == (
+        2,
+        "leanline: error: name the run: --run-dir DIR, or --config FILE for the run in its output_dir",
+    )

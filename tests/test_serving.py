@@ -451,6 +451,46 @@ def test_check_servable_names_a_corrupt_saved_model_proto(version_dir, tmp_path)
         check_servable(copy)
 
 
+def test_serving_commands_name_the_run_with_run_dir_or_config(tmp_path):
+    """--run-dir reads the config the run saved there, --config a config file whose
+    output_dir is the run (or --run-dir's directory, given both); no run, no answer."""
+    from pipeline.config import load_config, write_run_config
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    config = load_config(REPO / "configs" / "taxi.yaml").with_overrides(name="cabs")
+    saved = write_run_config(config, run_dir)
+    serving = run_dir / "serving" / "cabs"
+    out = str(tmp_path / "out")
+
+    for run in (["--run-dir", str(run_dir)], ["--config", str(saved)]):
+        with pytest.raises(UserError, match=f"no pushed models under {run_dir / 'serving'}"):
+            leanline("serving-config", *run, "--output-dir", out)
+        with pytest.raises(UserError, match=f"no pushed version under {serving}$"):
+            leanline("check-servable", *run)
+    other = tmp_path / "other"
+    with pytest.raises(UserError, match=f"no pushed version under {other / 'serving' / 'cabs'}"):
+        leanline("check-servable", "--config", str(saved), "--run-dir", str(other))
+    assert leanline("serving-manifests", "--run-dir", str(run_dir), "--output-dir", out) == 0
+    assert "name: cabs" in (tmp_path / "out" / "serving.yaml").read_text()
+
+    # check-servable takes the latest pushed version, or the one asked for.
+    for version in ("7", "12"):
+        (serving / version).mkdir(parents=True)
+    with pytest.raises(UserError, match=f"{serving / '12'} is not a SavedModel version"):
+        leanline("check-servable", "--run-dir", str(run_dir))
+    with pytest.raises(UserError, match=f"{serving / '7'} is not a SavedModel version"):
+        leanline("check-servable", "--run-dir", str(run_dir), "--version", "7")
+    with pytest.raises(UserError, match=r"--version 8: .* holds versions \[7, 12\]"):
+        leanline("check-servable", "--run-dir", str(run_dir), "--version", "8")
+    with pytest.raises(UserError, match="a version directory or the run"):
+        leanline("check-servable", str(serving / "7"), "--run-dir", str(run_dir))
+    with pytest.raises(UserError, match="name a version directory, or the run"):
+        leanline("check-servable")
+    with pytest.raises(UserError, match="name the run: --run-dir DIR"):
+        leanline("serving-config", "--output-dir", out)
+
+
 # --- TF Serving configs and Kubernetes manifests -------------------------------------------
 
 

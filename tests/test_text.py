@@ -28,6 +28,7 @@ from models.common import compression
 from models.common.distillation import distill
 from models.common.export import OUTPUTS_KEY
 from models.common.features import ModelInput, model_inputs
+from models.common.measurement import tflite_size
 from models.common.tflite import TfliteModel
 from models.text.model import build_model
 from models.text.preprocessing import TOKEN_IDS_KEY, TOKENS_VOCABULARY
@@ -251,19 +252,35 @@ def test_without_compression_the_tflite_still_ships_with_its_tokenizer(
 ):
     from tfx import v1 as tfx
 
+    from components.compressor import CompressionReport
+    from pipeline.summary import custom_properties, open_store, tflite_figures
+
     pipeline = compressor_pipeline(
         trained_reviews_model, tmp_path, {"PassThrough": {"enabled": False}}
     )
     tfx.orchestration.LocalDagRunner().run(pipeline)
     (model_dir,) = (tmp_path / "pipeline_root/PassThrough/compressed_model").iterdir()
-    shipped = model_dir / "Format-TFLite"
-    assert {"model.tflite", TOKENIZER_FILE, VOCABULARY_FILE} <= {p.name for p in shipped.iterdir()}
+    shipped_dir = model_dir / "Format-TFLite"
+    assert {"model.tflite", TOKENIZER_FILE, VOCABULARY_FILE} <= {
+        p.name for p in shipped_dir.iterdir()
+    }
     texts = [row["review"] for row in csv_rows(trained_reviews_model.csv_path, 20)]
-    outputs = TfliteModel((shipped / "model.tflite").read_bytes())(
-        {TOKEN_IDS_KEY: Tokenizer.read(str(shipped))(texts)}
+    outputs = TfliteModel((shipped_dir / "model.tflite").read_bytes())(
+        {TOKEN_IDS_KEY: Tokenizer.read(str(shipped_dir))(texts)}
     )
     assert outputs.shape == (len(texts), 1)
     assert np.all((outputs >= 0) & (outputs <= 1))
+    # The headline names that file for what it is: float, on token ids, no model part apart.
+    (report,) = open_store(tmp_path / "metadata.sqlite").get_artifacts_by_type(
+        CompressionReport.TYPE_NAME
+    )
+    shipped, model_part = tflite_figures(custom_properties(report))
+    assert model_part is None
+    assert shipped.words() == (
+        "model.tflite (on token ids, with tokenizer.json and vocabulary.txt beside it) not "
+        "compressed (compression.enabled is false), "
+        f"{tflite_size((shipped_dir / 'model.tflite').read_bytes()).zipped_bytes:,} bytes zipped"
+    )
 
 
 @pytest.mark.slow
@@ -421,6 +438,32 @@ def test_the_pushed_tflite_answers_on_its_tokenizers_ids_as_the_saved_model(revi
 
 
 @pytest.mark.slow
+def test_the_summary_names_the_shipped_token_id_tflite_for_what_it_is(reviews_run):
+    """No end-to-end TFLite here: the headline is the pushed token-id model.tflite (the
+    model part itself), against the float TFLite, zipped here."""
+    from pipeline.summary import format_table
+
+    config, _, summary = reviews_run
+    pushed = config.tflite_model_dir / summary.pushed_version / "model.tflite"
+    (report_dir,) = (config.output_path / "pipeline/Compressor/compression_report").iterdir()
+    report = json.loads((report_dir / "report.json").read_text())
+    zipped = tflite_size(pushed.read_bytes()).zipped_bytes
+    float_zipped = report["sizes"]["float_tflite"]["zipped_bytes"]
+
+    result = summary.result()
+    assert result["model_part"] is None
+    assert result["shipped_tflite"]["zipped_bytes"] == zipped
+    assert result["shipped_tflite"]["zipped_ratio"] == pytest.approx(float_zipped / zipped)
+    shipped_line, recipe_line = format_table(summary).splitlines()[1:3]
+    assert shipped_line.startswith(
+        "  shipped: model.tflite (on token ids, with tokenizer.json and vocabulary.txt beside "
+        f"it) {float_zipped / zipped:.1f}x smaller zipped than the float TFLite ({zipped:,} "
+        f"against {float_zipped:,} bytes), accuracy "
+    )
+    assert recipe_line.startswith("  recipe: ")
+
+
+@pytest.mark.slow
 def test_the_compression_report_covers_layers_and_the_tokenizer(reviews_run):
     config, _, _ = reviews_run
     (report_dir,) = (config.output_path / "pipeline/Compressor/compression_report").iterdir()
@@ -433,3 +476,54 @@ def test_the_compression_report_covers_layers_and_the_tokenizer(reviews_run):
     tokenized = report["tokenized_tflite"]
     assert tokenized["tokenizer_files"] == [TOKENIZER_FILE, VOCABULARY_FILE]
     assert tokenized["agreement_with_saved_model"]["class_agreement"] >= 0.9
+
+
+def test_a_search_skips_qat_candidates_tfmot_cannot_build_for_the_encoder():
+    """tfmot's QAT cannot wrap the encoder (a TFOpLambda beside the layers it quantizes):
+    a minimal text config's search skips those candidates, naming why, and ships
+    post-training int8 instead of failing the run."""
+    from models.common import search as search_module
+    from models.common.fine_tuning import FineTuning
+    from models.common.quantization import QatUnsupported, fake_quantized
+    from pipeline.config import CompressionConfig
+
+    model = ModelConfig(
+        family="text",
+        features={"text": ["review"]},
+        label={"column": "fresh"},
+        encoder={"vocab_size": 50, "max_tokens": 8, "embedding_dim": 16, "heads": 2, "blocks": 1},
+    )
+    encoder = build_model(_token_inputs(model), model)
+    # The prune-preserving scheme asks for a config of every layer, TFOpLambda included.
+    with pytest.raises(QatUnsupported, match="Use int8_ptq or dynamic"):
+        fake_quantized(encoder, preserve_sparsity=True)
+
+    rng = np.random.default_rng(0)
+    tokens = rng.integers(0, 52, size=(96, 8)).astype(np.int64)
+    labels = rng.integers(0, 2, size=96).astype(np.int64)
+    data = tf.data.Dataset.from_tensor_slices(({TOKEN_IDS_KEY: tokens}, labels)).repeat().batch(32)
+    inputs = compression.CompressionInputs(
+        FineTuning(data, 3, model, 1e-3),
+        {TOKEN_IDS_KEY: tokens[:32]},
+        compression.LabeledRows({TOKEN_IDS_KEY: tokens[32:]}, labels[32:]),
+        [],
+    )
+    config = CompressionConfig.model_validate(
+        {
+            "fine_tune_epochs": 1,
+            "search": {
+                "sparsities": [0.5],
+                "quantizations": ["int8_ptq", "pqat"],
+                "max_quality_loss": 1.0,
+            },
+        }
+    )
+    result = search_module.search(
+        encoder, lambda sizes: build_model(_token_inputs(model), sizes), model, config, inputs
+    )
+    by_quantization = {trial.quantization: trial for trial in result.trials}
+    assert by_quantization["pqat"].outcome.startswith(
+        "skipped: tfmot cannot apply QAT to this model ("
+    )
+    assert by_quantization["int8_ptq"].chosen
+    assert result.chosen_recipe.quantization == "int8_ptq"

@@ -20,9 +20,10 @@ read the eval split, for the report. It writes:
   with the float end-to-end TFLite laid out the same way (the compression gate's
   baseline), and the eval split with the TFLite's inputs added (tflite_examples.py);
 - compression_report: `report.json` and `report.md` (float vs compressed sizes,
-  sparsity, quality and latency on eval rows; the search's trials), with the headline
-  numbers and the recipe also set as the artifact's custom properties so a run summary
-  can read them from MLMD.
+  sparsity, quality and latency on eval rows, of the model part and of the end-to-end
+  TFLite; the search's trials), with the headline numbers of both, what the shipped
+  `model.tflite` takes, and the recipe also set as the artifact's custom properties so a
+  run summary can read them from MLMD.
 
 With `compression.enabled: false` the Trainer's serving model is copied unchanged,
 next to its float TFLite conversion, and the report says so.
@@ -82,12 +83,23 @@ TRANSFORMED_INPUTS_TFLITE_FILE = "transformed_inputs.tflite"
 TFMA_TFLITE_FILE = "tflite"
 RAW_EXAMPLES_KEY = "raw_examples"
 END_TO_END_KEY = "end_to_end"
-# Custom properties of compressed_model: "raw" (end-to-end TFLite) or "transformed", and
+# Custom properties of compressed_model: what its TFLite takes (below), and
 # a classifier's end-to-end TFLite's class agreement with the SavedModel on eval rows.
 TFLITE_INPUTS_PROPERTY = "tflite_inputs"
-# What the shipped TFLite takes: "raw" features (end to end), "transformed" features, or
-# TOKEN_IDS_INPUTS (with its tokenizer beside it).
+# What the shipped TFLite takes: raw features (end to end), transformed features (the
+# model part alone), or token ids (with its tokenizer beside it).
+RAW_INPUTS = "raw"
+TRANSFORMED_INPUTS = "transformed"
 TOKEN_IDS_INPUTS = "token_ids"
+# Each, in words for people (the run summary, the report).
+TFLITE_INPUTS_WORDS = {
+    RAW_INPUTS: "end to end, raw features in and the Transform inside, as TF Serving serves "
+    "it with --prefer_tflite_model and devices run it",
+    TRANSFORMED_INPUTS: "the model alone on transformed features; this run ships no "
+    "end-to-end TFLite",
+    TOKEN_IDS_INPUTS: "on token ids, with tokenizer.json and vocabulary.txt beside it",
+}
+MODEL_PART_WORDS = "the model alone on transformed features"
 TOKENIZED_TFLITE_KEY = "tokenized_tflite"
 # The share of eval rows on which the shipped TFLite, fed as a client feeds it (raw
 # features, or the shipped tokenizer's ids of the raw text), and the SavedModel predict
@@ -97,7 +109,13 @@ SEARCH_KEY = "search"
 REPORT_JSON = "report.json"
 REPORT_MARKDOWN = "report.md"
 
-# Custom properties of the compression_report artifact.
+# Custom properties of the compression_report artifact. Those without a prefix are the
+# model part's (the model alone, on transformed features: `transformed_inputs.tflite`),
+# what compression changes: its compressed TFLite against the float TFLite, quality the
+# float Keras model's against the compressed TFLite's. They are the shipped file's figures
+# too except where the shipped `model.tflite` is the end-to-end one, which holds the
+# Transform as well: its figures, against the float end-to-end TFLite, carry the same
+# names with END_TO_END_PREFIX.
 ENABLED_PROPERTY = "compression_enabled"
 FLOAT_PROPERTIES = (
     "tflite_zipped_ratio",
@@ -114,6 +132,18 @@ FLOAT_TFLITE_ZIPPED_PROPERTY = "float_tflite_zipped_bytes"
 RECIPE_PROPERTY = "compression_recipe"
 SEARCH_TRIALS_PROPERTY = "search_trials"
 COMPRESSED_TFLITE_ZIPPED_PROPERTY = "compressed_tflite_zipped_bytes"
+# How many eval rows the quality figures are measured on.
+EVAL_ROWS_PROPERTY = "eval_rows"
+END_TO_END_PREFIX = "end_to_end_"
+END_TO_END_FLOAT_PROPERTIES = (
+    "tflite_zipped_ratio",
+    "float_quality",
+    "compressed_quality",
+    "quality_change",
+    "quality_relative_change",
+)
+# What the shipped `model.tflite` takes, as compressed_model's TFLITE_INPUTS_PROPERTY says.
+SHIPPED_TFLITE_INPUTS_PROPERTY = "shipped_tflite_inputs"
 
 
 def tflite_model_path(model_uri: str) -> str:
@@ -125,7 +155,7 @@ def tflite_model_path(model_uri: str) -> str:
 def tflite_takes_raw_features(model: types.Artifact) -> bool:
     """Whether a compressed Model's TFLite is the end-to-end one, which TF Serving can
     serve beside the SavedModel (the same `serving_raw` signature)."""
-    return model.get_string_custom_property(TFLITE_INPUTS_PROPERTY) == "raw"
+    return model.get_string_custom_property(TFLITE_INPUTS_PROPERTY) == RAW_INPUTS
 
 
 def _write_tflite(model_uri: str, model_only: bytes, end_to_end: EndToEnd | None) -> None:
@@ -186,7 +216,7 @@ def _end_to_end(
             raw_eval_examples,
         )
     compressed_artifact.set_string_custom_property(
-        TFLITE_INPUTS_PROPERTY, "transformed" if end_to_end is None else "raw"
+        TFLITE_INPUTS_PROPERTY, TRANSFORMED_INPUTS if end_to_end is None else RAW_INPUTS
     )
     if end_to_end is not None:
         _record_agreement(compressed_artifact, end_to_end.summary)
@@ -216,7 +246,7 @@ def _write_float_model(model_uri: str, float_artifact: types.Artifact, float_tfl
         path_utils.serving_model_path(float_artifact.uri),
     )
     io_utils.write_bytes_file(tfma_tflite_path(float_artifact.uri), float_tflite)
-    float_artifact.set_string_custom_property(TFLITE_INPUTS_PROPERTY, "raw")
+    float_artifact.set_string_custom_property(TFLITE_INPUTS_PROPERTY, RAW_INPUTS)
 
 
 def _write_report(report_uri: str, report: dict[str, Any], markdown: str) -> None:
@@ -241,6 +271,7 @@ def _pass_through(
     )
     float_tflite = tflite.to_tflite(float_model)
     _write_tflite(compressed.uri, float_tflite, end_to_end=None)
+    compressed.set_string_custom_property(TFLITE_INPUTS_PROPERTY, TRANSFORMED_INPUTS)
     _write_tokenizer(compressed, tf_transform_output, model)
     size = measurement.tflite_size(float_tflite)
     message = "compression.enabled is false: the Trainer's model is passed on unchanged"
@@ -255,9 +286,20 @@ def _pass_through(
     report.set_float_custom_property("quality_change", 0.0)
     report.set_int_custom_property(FLOAT_TFLITE_ZIPPED_PROPERTY, size.zipped_bytes)
     report.set_int_custom_property(COMPRESSED_TFLITE_ZIPPED_PROPERTY, size.zipped_bytes)
+    _record_shipped_inputs(report, compressed)
+
+
+def _record_shipped_inputs(report_artifact: types.Artifact, compressed: types.Artifact) -> None:
+    """What the shipped `model.tflite` takes, so that a reader of the report's properties
+    knows which figures are the shipped file's."""
+    report_artifact.set_string_custom_property(
+        SHIPPED_TFLITE_INPUTS_PROPERTY,
+        compressed.get_string_custom_property(TFLITE_INPUTS_PROPERTY),
+    )
 
 
 def _record_headline(report_artifact: types.Artifact, report: compression_report.Report) -> None:
+    """The model part's figures."""
     report_artifact.set_int_custom_property(ENABLED_PROPERTY, 1)
     report_artifact.set_string_custom_property(QUALITY_METRIC_PROPERTY, report.quality_metric)
     for name in FLOAT_PROPERTIES:
@@ -267,6 +309,26 @@ def _record_headline(report_artifact: types.Artifact, report: compression_report
     )
     report_artifact.set_int_custom_property(
         COMPRESSED_TFLITE_ZIPPED_PROPERTY, report.sizes["compressed_tflite"].zipped_bytes
+    )
+    report_artifact.set_int_custom_property(EVAL_ROWS_PROPERTY, report.eval_examples)
+
+
+def _record_end_to_end(report_artifact: types.Artifact, summary: dict[str, Any]) -> None:
+    """The end-to-end TFLite's figures (models.common.end_to_end's summary): the shipped
+    file against the float end-to-end TFLite, zipped as the model part's are."""
+    for name in END_TO_END_FLOAT_PROPERTIES:
+        report_artifact.set_float_custom_property(
+            END_TO_END_PREFIX + name, summary["headline"][name]
+        )
+    for name, variant in (
+        (FLOAT_TFLITE_ZIPPED_PROPERTY, "float_tflite"),
+        (COMPRESSED_TFLITE_ZIPPED_PROPERTY, "compressed_tflite"),
+    ):
+        report_artifact.set_int_custom_property(
+            END_TO_END_PREFIX + name, summary["sizes"][variant]["zipped_bytes"]
+        )
+    report_artifact.set_int_custom_property(
+        END_TO_END_PREFIX + EVAL_ROWS_PROPERTY, summary["eval_rows"]
     )
 
 
@@ -415,6 +477,9 @@ class Executor(base_beam_executor.BaseBeamExecutor):
             markdown += tokenized_markdown(tokenized)
         _write_report(report_artifact.uri, report_json, markdown)
         _record_headline(report_artifact, report)
+        _record_shipped_inputs(report_artifact, compressed_artifact)
+        if end_to_end is not None:
+            _record_end_to_end(report_artifact, end_to_end.summary)
         report_artifact.set_string_custom_property(RECIPE_PROPERTY, report.recipe)
         if searched is not None:
             report_artifact.set_int_custom_property(

@@ -17,6 +17,7 @@ from tfx.types import artifact_utils
 from tfx.utils import io_utils, json_utils
 
 from pipeline.config import ThresholdsConfig
+from pipeline.slice_order import proto_slice_pairs, slice_order
 
 EVALUATION_KEY = "evaluation"
 EVALUATOR_BLESSING_KEY = "evaluator_blessing"
@@ -39,18 +40,20 @@ class SliceResult:
 
 def slice_name(slice_key: metrics_for_slice_pb2.SliceKey) -> str:
     """`column=value, ...`, values as they read in the data."""
-    parts = []
-    for single in slice_key.single_slice_keys:
-        kind = single.WhichOneof("kind")
-        value = getattr(single, kind) if kind else ""
-        parts.append(f"{single.column}={value.decode() if isinstance(value, bytes) else value}")
-    return ", ".join(parts)
+    return ", ".join(
+        f"{column}={value.decode() if isinstance(value, bytes) else value}"
+        for column, value in proto_slice_pairs(slice_key)
+    )
 
 
 def slice_results(evaluation_uri: str, metric: str) -> Iterator[SliceResult]:
-    """Each slice but the overall one with its row count and `metric` for both models;
-    slices missing either value (no baseline, a TFMA error) are left out."""
-    for per_slice in tfma.load_metrics(evaluation_uri):
+    """Each slice but the overall one with its row count and `metric` for both models,
+    in natural order (pipeline.slice_order); slices missing either value (no baseline, a
+    TFMA error) are left out."""
+    for per_slice in sorted(
+        tfma.load_metrics(evaluation_uri),
+        key=lambda metrics: slice_order(proto_slice_pairs(metrics.slice_key)),
+    ):
         if not per_slice.slice_key.single_slice_keys:
             continue
         values = {
@@ -66,7 +69,8 @@ def slice_results(evaluation_uri: str, metric: str) -> Iterator[SliceResult]:
 
 def slice_failures(evaluation_uri: str, thresholds: ThresholdsConfig) -> list[str]:
     """Each slice of at least `min_slice_examples` rows whose gated metric moved past
-    `thresholds.vs_slices`, in words: slice, size, both values, the allowed change."""
+    `thresholds.vs_slices`, in words: slice, size, both values, the allowed change; in
+    natural order."""
     change = thresholds.vs_slices
     if change is None:
         return []

@@ -1,5 +1,8 @@
 """The compression report: float versus compressed sizes, quality on eval rows, and
-latencies, measured side by side."""
+latencies, measured side by side, of the model part: the model alone, on Transform's
+outputs (the end-to-end TFLite, with the Transform inside, is measured in
+models.common.end_to_end). The model part is what compression changes; the shipped file
+may hold more, so its figures are reported apart."""
 
 from __future__ import annotations
 
@@ -90,9 +93,12 @@ class Report:
         lines = [
             "# Compression report",
             "",
-            f"Compressed TFLite is **{head['tflite_zipped_ratio']:.1f}x smaller zipped** than the "
-            f"float TFLite; {quality_change_words(self.quality_metric, head, bold=True)} "
-            f"on {self.eval_examples} eval rows.",
+            "The model part (the model alone, on transformed features, as in "
+            f"`transformed_inputs.tflite`): compressed TFLite is "
+            f"**{head['tflite_zipped_ratio']:.1f}x smaller zipped** than the float TFLite; "
+            f"{quality_change_words(self.quality_metric, head, bold=True)} "
+            f"on {self.eval_examples} eval rows. Where the run ships an end-to-end TFLite, "
+            "its figures follow under 'End-to-end TFLite'.",
             "",
             f"- recipe: {self.recipe}; quantization `{self.config['quantization']}`, pruning "
             f"{_pruning_words(self.config['pruning'])}",

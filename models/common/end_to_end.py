@@ -45,7 +45,14 @@ from models.common.export import (
 )
 from models.common.features import LABEL_KEY
 from models.common.measurement import latency, predict_in_batches, tflite_size
-from models.common.quality import QUALITY_TITLES, format_quality, quality
+from models.common.quality import (
+    HEADLINE_METRIC,
+    QUALITY_TITLES,
+    format_quality,
+    quality,
+    quality_change,
+    quality_change_words,
+)
 from models.common.tflite import TfliteModel, TfliteOptimization
 from models.common.tflite_format import (
     with_classes,
@@ -191,7 +198,8 @@ class EndToEnd:
 
     float_tflite: bytes
     compressed_tflite: bytes
-    # For report.json: rows used, sizes, quality of both, agreement with the SavedModel.
+    # For report.json: rows used, sizes, quality of both, agreement with the SavedModel,
+    # and the headline: the compressed file (the one that ships) against the float one.
     summary: dict[str, Any]
 
 
@@ -255,6 +263,14 @@ def build_end_to_end(
         name: predict_in_batches(TfliteModel(content), rows)
         for name, content in (("float", float_tflite), ("compressed", compressed_tflite))
     }
+    sizes = {
+        "float_tflite": tflite_size(float_tflite),
+        "compressed_tflite": tflite_size(compressed_tflite),
+    }
+    qualities = {
+        f"{name}_tflite": quality(values, labels, model) for name, values in outputs.items()
+    }
+    metric = HEADLINE_METRIC[model.task]
     with_gaps = np.any(
         [
             ~is_present(tf.constant(values, specs[name].dtype)).numpy()
@@ -269,13 +285,17 @@ def build_end_to_end(
         "eval_rows": int(servable.sum()),
         "eval_rows_with_missing_values": int(with_gaps.sum()),
         "eval_rows_skipped_for_several_values": int((~servable).sum()),
-        "sizes": {
-            "float_tflite": asdict(tflite_size(float_tflite)),
-            "compressed_tflite": asdict(tflite_size(compressed_tflite)),
-        },
-        "quality": {
-            f"{name}_tflite": asdict(quality(values, labels, model))
-            for name, values in outputs.items()
+        "sizes": {name: asdict(size) for name, size in sizes.items()},
+        "quality": {name: asdict(value) for name, value in qualities.items()},
+        # The Quality field the headline compares, as the model part's report has it.
+        "quality_metric": metric,
+        "headline": {
+            "tflite_zipped_ratio": sizes["float_tflite"].zipped_bytes
+            / sizes["compressed_tflite"].zipped_bytes,
+            **quality_change(
+                getattr(qualities["float_tflite"], metric),
+                getattr(qualities["compressed_tflite"], metric),
+            ),
         },
         "agreement_with_saved_model": agreement(outputs["compressed"], served, model),
         "latency_ms": {
@@ -292,9 +312,14 @@ def end_to_end_markdown(summary: Mapping[str, Any]) -> str:
     agreement = ", ".join(
         f"{name} {value:.4f}" for name, value in summary["agreement_with_saved_model"].items()
     )
+    head, metric = summary["headline"], summary["quality_metric"]
     lines = [
         "",
         "## End-to-end TFLite (what TF Serving serves with --prefer_tflite_model)",
+        "",
+        f"The shipped `model.tflite` is **{head['tflite_zipped_ratio']:.1f}x smaller zipped** "
+        f"than the float end-to-end TFLite; {quality_change_words(metric, head, bold=True)} "
+        f"on {summary['eval_rows']} eval rows.",
         "",
         f"{summary['format']}. Raw features in (signature `{summary['signature']}`: "
         f"{', '.join(f'{n} {d}' for n, d in summary['inputs'].items())}), the Transform inside, "

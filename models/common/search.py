@@ -45,6 +45,7 @@ from models.common.quality import (
     quality_change,
     row_losses,
 )
+from models.common.quantization import QatUnsupported, fake_quantized
 from models.common.schedule import fine_tune_epochs
 from models.common.tflite import TfliteModel, take_rows, to_tflite
 from pipeline.config import (
@@ -134,6 +135,17 @@ class Trial:
     # When it ran: 1 for the first trial; None when skipped.
     order: int | None = None
     chosen: bool = False
+
+    @classmethod
+    def of(cls, candidate: Candidate, estimate: int, outcome: str = "") -> Trial:
+        return cls(
+            recipe=candidate.words(),
+            student=candidate.student.sizes() if candidate.student else None,
+            sparsity=candidate.sparsity,
+            quantization=candidate.quantization,
+            estimated_zipped_bytes=estimate,
+            outcome=outcome,
+        )
 
 
 @dataclass
@@ -349,26 +361,31 @@ def search(
             distilled[key] = distill(teacher, build_student, student, fine_tuning)
         return distilled[key]
 
-    estimated = sorted(
-        (
-            (
-                estimated_size(untrained(candidate.student), candidate, layers, inputs.calibration),
-                candidate,
-            )
-            for candidate in candidates(search_config)
-        ),
-        key=lambda pair: (pair[0], _TRAINING_COST[pair[1].quantization], pair[1].sparsity),
-    )
-    trials = [
-        Trial(
-            recipe=candidate.words(),
-            student=candidate.student.sizes() if candidate.student else None,
-            sparsity=candidate.sparsity,
-            quantization=candidate.quantization,
-            estimated_zipped_bytes=estimate,
+    qat_refusals: dict[str, str | None] = {}
+
+    def qat_refusal(candidate: Candidate) -> str | None:
+        """Why tfmot cannot build this candidate's QAT model (None: it can, or no QAT)."""
+        if candidate.quantization not in ("qat", "pqat"):
+            return None
+        preserve_sparsity = candidate.quantization == "pqat"
+        key = (
+            f"{candidate.student.model_dump_json() if candidate.student else ''}{preserve_sparsity}"
         )
-        for estimate, candidate in estimated
-    ]
+        if key not in qat_refusals:
+            try:
+                fake_quantized(untrained(candidate.student), preserve_sparsity=preserve_sparsity)
+                qat_refusals[key] = None
+            except QatUnsupported as error:
+                qat_refusals[key] = str(error.__cause__)
+        return qat_refusals[key]
+
+    estimated, unbuildable = [], []
+    for candidate in candidates(search_config):
+        size = estimated_size(untrained(candidate.student), candidate, layers, inputs.calibration)
+        refusal = qat_refusal(candidate)
+        (estimated if refusal is None else unbuildable).append((size, candidate, refusal))
+    estimated.sort(key=lambda row: (row[0], _TRAINING_COST[row[1].quantization], row[1].sparsity))
+    trials = [Trial.of(candidate, estimate) for estimate, candidate, _ in estimated]
 
     def run_trial(index: int) -> CompressedModel:
         trial, candidate = trials[index], estimated[index][1]
@@ -458,6 +475,10 @@ def search(
             trial.outcome = "skipped: larger than a candidate within budget"
     if chosen is not None:
         trials[chosen[0]].chosen = True
+    trials += [
+        Trial.of(candidate, estimate, f"skipped: tfmot cannot apply QAT to this model ({refusal})")
+        for estimate, candidate, refusal in unbuildable
+    ]
     return SearchResult(
         metric=metric,
         budget_kind=budget_kind,

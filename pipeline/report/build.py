@@ -1,4 +1,5 @@
-"""`<output>/report.html`: one self-contained page on what the latest run did.
+"""`<output>/report.html`: one self-contained page on what the latest run did, opening
+with what it shipped (pipeline/report/result.py).
 
 Everything is found through MLMD (the latest pipeline_run of the config's pipeline),
 never by globbing the pipeline root. Plots are PNG files under `<output>/report/`,
@@ -21,11 +22,13 @@ from pipeline.report.evaluation import evaluation_section
 from pipeline.report.graph import pipeline_nodes, pipeline_svg
 from pipeline.report.markup import Markup, Section, badge, esc, note, page, paragraph
 from pipeline.report.model import compression_section, serving_section, training_section
+from pipeline.report.result import result_section
 from pipeline.report.run import PipelineRun, load_run, open_existing_store
 
 REPORT_FILE = "report.html"
 ASSETS_DIR = "report"
 SECTION_TITLES = {
+    "result": "Result",
     "pipeline": "Pipeline",
     "data": "Data",
     "schema": "Schema",
@@ -70,8 +73,7 @@ def _pipeline_section(config: LeanlineConfig, run: PipelineRun | None, output_di
         + ", ".join(f"{count} {status}" for status, count in sorted(counts.items()))
         + ". Bars show each component's wall time."
     )
-    error = _run_error(output_dir, run)
-    return Markup((note(f"The run failed: {error}", "bad") if error else "") + summary + graph)
+    return Markup(summary + graph)
 
 
 def _subtitle(run: PipelineRun | None) -> Markup:
@@ -105,6 +107,10 @@ def write_report(output_dir: Path, config: LeanlineConfig) -> Path:
     assets = output_dir / ASSETS_DIR
     assets.mkdir(parents=True, exist_ok=True)
     sections = [
+        _build(
+            "result",
+            lambda: result_section(run, _run_error(output_dir, run) if run else None),
+        ),
         _build("pipeline", lambda: _pipeline_section(config, run, output_dir)),
         _build("data", lambda: data_section(run)),
         _build("schema", lambda: schema_section(run)),

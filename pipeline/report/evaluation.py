@@ -28,6 +28,7 @@ from pipeline.report.markup import (
     table,
 )
 from pipeline.report.run import PipelineRun, custom_property
+from pipeline.slice_order import proto_slice_pairs, slice_order
 
 OVERALL = "Overall"
 # Metrics TFMA adds next to the candidate's (candidate minus baseline) and the row count.
@@ -78,17 +79,15 @@ def _slice_name(slice_key: Iterable[tuple[str, Any]]) -> str:
     return ", ".join(parts) or OVERALL
 
 
-def _proto_slice_name(slice_key: Any) -> str:
-    return _slice_name(
-        (key.column, getattr(key, key.WhichOneof("kind"))) for key in slice_key.single_slice_keys
-    )
-
-
 def _load_metrics(uri: str, model: str | None) -> dict[str, Metrics]:
+    """Metrics by slice name, in natural order (pipeline.slice_order): overall first."""
     import tensorflow_model_analysis as tfma
 
     by_slice: dict[str, Metrics] = {}
-    for slice_key, by_output in tfma.load_eval_result(uri, model_name=model).slicing_metrics:
+    for slice_key, by_output in sorted(
+        tfma.load_eval_result(uri, model_name=model).slicing_metrics,
+        key=lambda item: slice_order(item[0]),
+    ):
         values = by_slice.setdefault(_slice_name(slice_key), {})
         for by_sub_key in by_output.values():
             for metrics in by_sub_key.values():
@@ -170,8 +169,11 @@ def _failures(uri: str) -> list[str]:
 
     result = tfma.load_validation_result(uri)
     lines = []
-    for per_slice in result.metric_validations_per_slice:
-        where = _proto_slice_name(per_slice.slice_key)
+    for per_slice in sorted(
+        result.metric_validations_per_slice,
+        key=lambda validation: slice_order(proto_slice_pairs(validation.slice_key)),
+    ):
+        where = _slice_name(proto_slice_pairs(per_slice.slice_key))
         for failure in per_slice.failures:
             name = failure.metric_key.name
             measured = "change vs baseline" if failure.metric_key.is_diff else "value"
@@ -196,12 +198,14 @@ def load_evaluation(run: PipelineRun, component: str) -> Evaluation | None:
         baseline = _load_metrics(artifact.uri, BASELINE)
     else:  # no baseline yet (nothing blessed): TFX evaluated the candidate alone, unnamed
         candidate, baseline = _load_metrics(artifact.uri, None), {}
-    names = sorted(candidate, key=lambda name: (name != OVERALL, name))
     return Evaluation(
         blessed=None if blessing is None else custom_property(blessing, "blessed") == 1,
         thresholds=thresholds,
         gated_metric=gated,
-        slices=[SliceMetrics(name, candidate[name], baseline.get(name, {})) for name in names],
+        slices=[
+            SliceMetrics(name, metrics, baseline.get(name, {}))
+            for name, metrics in candidate.items()
+        ],
         failures=_failures(artifact.uri),
         tflite=any(spec.model_type == TFLITE_MODEL_TYPE for spec in eval_config.model_specs),
     )

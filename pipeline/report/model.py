@@ -14,7 +14,7 @@ from models.common.quality import (
     quality_change_words,
 )
 from pipeline.config import LOWER_IS_BETTER_METRICS
-from pipeline.pipeline import EVALUATE_COMPRESSION
+from pipeline.pipeline import EVALUATE_COMPRESSION, SLICE_GATE
 from pipeline.report import plots
 from pipeline.report.markup import (
     Markup,
@@ -148,8 +148,9 @@ def compression_section(run: PipelineRun | None, assets: Path) -> Markup:
     sparsity = report["sparsity_by_layer"]
     return Markup(
         paragraph(
-            f"The compressed TFLite model is {head['tflite_zipped_ratio']:.1f}x smaller zipped than "
-            f"the float TFLite model; {quality_change_words(metric, head)} "
+            "Model part (the model alone on transformed features, transformed_inputs.tflite): "
+            f"the compressed TFLite is {head['tflite_zipped_ratio']:.1f}x smaller zipped than "
+            f"the float TFLite; {quality_change_words(metric, head)} "
             f"on {number(report['eval_examples'])} eval rows."
         )
         + paragraph(
@@ -163,9 +164,47 @@ def compression_section(run: PipelineRun | None, assets: Path) -> Markup:
         )
         + _compression_table(report)
         + image(f"{assets.name}/{plot.name}", f"{QUALITY_TITLES[metric]} vs size")
+        + _end_to_end_section(report.get("end_to_end"))
         + _search_section(report.get("search"), assets)
         + heading("Sparsity by layer")
         + table(["layer", "sparsity"], [[name, percent(value)] for name, value in sparsity.items()])
+    )
+
+
+def _end_to_end_section(summary: dict[str, Any] | None) -> Markup:
+    """The end-to-end TFLite files (models.common.end_to_end): the compressed one is the
+    shipped model.tflite, with the Transform inside. Reports written before its headline
+    keep their figures in report.md alone."""
+    if not summary or "headline" not in summary:
+        return Markup("")
+    head, metric = summary["headline"], summary["quality_metric"]
+    qualities = summary["quality"]
+    shown = [name for name in QUALITY_TITLES if qualities["float_tflite"].get(name) is not None]
+    rows = [
+        [
+            label,
+            number(summary["sizes"][variant]["bytes"]),
+            number(summary["sizes"][variant]["zipped_bytes"]),
+            *(format_quality(name, qualities[variant].get(name)) for name in shown),
+        ]
+        for label, variant in (
+            ("float end-to-end TFLite", "float_tflite"),
+            ("compressed end-to-end TFLite (model.tflite, shipped)", "compressed_tflite"),
+        )
+    ]
+    return Markup(
+        heading("End-to-end TFLite (the shipped model.tflite)")
+        + paragraph(
+            f"{summary['format']}. Raw features in, the Transform inside: the file TF Serving "
+            "serves with --prefer_tflite_model and devices run. It is "
+            f"{head['tflite_zipped_ratio']:.1f}x smaller zipped than the float end-to-end "
+            f"TFLite; {quality_change_words(metric, head)} on {number(summary['eval_rows'])} "
+            "eval rows."
+        )
+        + table(
+            ["model", "size (bytes)", "zipped (bytes)", *(QUALITY_TITLES[n] for n in shown)],
+            rows,
+        )
     )
 
 
@@ -217,19 +256,28 @@ def _search_section(search: dict[str, Any] | None, assets: Path) -> Markup:
     )
 
 
+def push_outcome(run: PipelineRun | None) -> Markup:
+    """The pushed version and where, or why nothing was pushed."""
+    from components.serving_pusher.executor import PUSHED_MODEL_KEY
+
+    pushed = run.artifact(SERVING_PUSHER, PUSHED_MODEL_KEY) if run else None
+    if pushed is None:
+        return note(f"Nothing was pushed: {_why_pusher_skipped(run)}.", "bad" if run else "missing")
+    if custom_property(pushed, "pushed") == 1:
+        version = custom_property(pushed, "pushed_version")
+        destination = custom_property(pushed, "pushed_destination")
+        return note(f"This run pushed version {version} to {destination}.", "ok")
+    reason = custom_property(pushed, "not_pushed_reason") or "no reason recorded"
+    return note(f"Not pushed: {reason}", "bad")
+
+
 def serving_section(run: PipelineRun | None, serving_dir: Path, tflite_dir: Path) -> Markup:
     from components.serving_pusher.executor import PUSH_SUMMARY_FILE, PUSHED_MODEL_KEY
     from serving.versions import existing_versions
 
+    outcome = push_outcome(run)
     pushed = run.artifact(SERVING_PUSHER, PUSHED_MODEL_KEY) if run else None
-    if pushed is None:
-        outcome = note(
-            f"Nothing was pushed: {_why_pusher_skipped(run)}.", "bad" if run else "missing"
-        )
-    elif custom_property(pushed, "pushed") == 1:
-        version = custom_property(pushed, "pushed_version")
-        destination = custom_property(pushed, "pushed_destination")
-        outcome = note(f"This run pushed version {version} to {destination}.", "ok")
+    if pushed is not None and custom_property(pushed, "pushed") == 1:
         summary_path = Path(pushed.uri) / PUSH_SUMMARY_FILE
         if summary_path.is_file():
             push = json.loads(summary_path.read_text())
@@ -241,9 +289,6 @@ def serving_section(run: PipelineRun | None, serving_dir: Path, tflite_dir: Path
                     f"p95 {number(push['latency_p95_ms'])} ms."
                 )
             )
-    else:
-        reason = custom_property(pushed, "not_pushed_reason") or "no reason recorded"
-        outcome = note(f"Not pushed: {reason}", "bad")
     versions = existing_versions(serving_dir)
     if not versions:
         return Markup(outcome + paragraph(f"No versions in {serving_dir} yet."))
@@ -278,9 +323,10 @@ def _classes_words(version_dir: Path) -> str:
 def _why_pusher_skipped(run: PipelineRun | None) -> str:
     if run is None:
         return "no run is recorded"
-    blessing = run.artifact(EVALUATE_COMPRESSION, "blessing")
-    if blessing is not None and custom_property(blessing, "blessed") != 1:
-        return f"{EVALUATE_COMPRESSION} did not bless the compressed model (see Evaluation)"
+    for gate in (EVALUATE_COMPRESSION, SLICE_GATE):
+        blessing = run.artifact(gate, "blessing")
+        if blessing is not None and custom_property(blessing, "blessed") != 1:
+            return f"{gate} did not bless the compressed model (see Evaluation)"
     return "the run stopped before the pusher"
 
 
