@@ -65,12 +65,33 @@ def fit_classes(config: LeanlineConfig, values: LabelValues | None) -> FittedCla
     if count_given or label.classes is not None:
         return FittedClasses(config, ())
     highest = max(values.rows, default=0)
-    if highest >= MAX_LABEL_VALUES:
+    empty = sorted(set(range(highest + 1)) - set(values.rows))
+    if highest >= MAX_LABEL_VALUES or empty:
+        # A number written as integers (a count, a score, `151.0`) is no set of class ids:
+        # ids 0..n-1 with none unused, or the config says how many there are.
+        unused = f"; ids {_some(empty)} have no row" if empty else ""
         raise InputDataError(
-            f"label column {values.column!r} holds class ids up to {highest}: set "
-            "model.label.num_classes if there are that many classes, or number them from 0"
+            f"label column {values.column!r} holds integers up to {highest}{unused}, which "
+            "do not read as class ids 0..n-1. A number to predict: set model.task: "
+            "regression. Classes: number them from 0, or set model.label.num_classes "
+            "(classes without rows are then allowed)"
         )
-    return FittedClasses(_with_label(config, values, {"num_classes": max(highest + 1, 2)}), ())
+    count = max(highest + 1, 2)
+    # Only a count other than the default of 2 is news worth a note.
+    notes = (
+        (
+            f"model.label.num_classes unset: label column {values.column!r} holds class ids "
+            f"0..{highest}, so {count} classes ({_rows(values)})",
+        )
+        if count > 2
+        else ()
+    )
+    return FittedClasses(_with_label(config, values, {"num_classes": count}), notes)
+
+
+def _some(ids: list[int]) -> str:
+    shown = ", ".join(map(str, ids[:5]))
+    return shown + (f" and {len(ids) - 5} more" if len(ids) > 5 else "")
 
 
 def _rows(values: LabelValues) -> str:

@@ -46,10 +46,9 @@ def _silence_native_stderr() -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from pipeline.classes import fit_classes
     from pipeline.config import load_config
     from pipeline.datasets import data_path
-    from pipeline.gate_resolution import fit_gates
+    from pipeline.gate_resolution import fitted_to_data
     from pipeline.preflight import check_inputs
 
     config = load_config(args.config)
@@ -57,7 +56,7 @@ def _run(args: argparse.Namespace) -> int:
         config = config.with_overrides(output_dir=args.output_dir)
     # Config and data errors surface in a second, before TensorFlow's slow import.
     checked = check_inputs(config, data_path(config, config.output_path, args.data))
-    fit_gates(fit_classes(config, checked.label_values).config, checked.rows)
+    fitted_to_data(config, checked)
 
     from pipeline.local_runner import run_local
     from pipeline.summary import format_table

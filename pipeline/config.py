@@ -587,7 +587,8 @@ class ThresholdsConfig(_Strict):
     metric: str = "binary_accuracy"
     # Higher is better: absolute lower bound (default 0.5), and how much the compressed
     # model may lose against the uncompressed one of the same run and against the last
-    # blessed model (defaults 0.005 and 0.01).
+    # blessed model (defaults 0.005 and 0.01, or 1.5 eval rows' worth where that is more:
+    # fitted_to_eval_rows).
     min_value: Fraction | None = None
     max_drop_vs_uncompressed: Fraction | None = None
     max_drop_vs_blessed: Fraction | None = None
@@ -619,20 +620,22 @@ class ThresholdsConfig(_Strict):
     def tflite_agreement(self) -> float:
         return _given(self.min_tflite_agreement, DEFAULT_MIN_TFLITE_AGREEMENT)
 
-    def fitted_to_eval_rows(self, eval_rows: int, agreement_rows: int) -> ThresholdsConfig:
+    def fitted_to_eval_rows(
+        self, eval_rows: int, agreement_rows: int, classifier: bool = True
+    ) -> ThresholdsConfig:
         """These thresholds with the unset row-counted bounds no finer than
         GATE_RESOLUTION_ROWS rows of the split they are judged on: an accuracy drop vs the
         uncompressed and the blessed model (`eval_rows`), the TFLite agreement
-        (`agreement_rows`). A bound below one row's worth refuses every compressed model
-        that changes a single prediction; 1.5 rows lets one row change, never two. Set
-        bounds and relative ones (errors) stay as they are."""
+        (`agreement_rows`; a `classifier`'s only). A bound below one row's worth refuses
+        every compressed model that changes a single prediction; 1.5 rows lets one row
+        change, never two. Set bounds and relative ones (errors) stay as they are."""
         update: dict[str, float] = {}
         if not self.lower_is_better:
             row = GATE_RESOLUTION_ROWS / eval_rows
             for key, default in DEFAULT_MAX_DROP.items():
                 if getattr(self, key) is None:
                     update[key] = _round_up(max(default, row))
-        if self.min_tflite_agreement is None:
+        if self.min_tflite_agreement is None and classifier:
             row = GATE_RESOLUTION_ROWS / agreement_rows
             allowed = _round_up(max(1 - DEFAULT_MIN_TFLITE_AGREEMENT, row))
             update["min_tflite_agreement"] = max(0.0, round(1 - allowed, 4))
@@ -863,14 +866,17 @@ class LeanlineConfig(_Strict):
     @property
     def resolved_compression(self) -> CompressionConfig:
         """The compression section with the search's budget (`search_budget`) and the
-        TFLite agreement it needs (the pusher's, for a classifier) filled in."""
+        TFLite agreement it needs (the pusher's, where the pusher checks one) filled in."""
         search = self.compression.search
         if search is None:
             return self.compression
         update: dict[str, float] = {}
         if search.max_quality_loss is None:
             update["max_quality_loss"] = self.search_budget
-        if search.min_agreement is None and not self.model.is_regression:
+        # Only where the pusher checks the agreement: a classifier shipping an end-to-end
+        # or a token-id TFLite (a model module's or hashed vocabularies' runs ship none).
+        checked = self.model.end_to_end_tflite or self.model.tflite_takes_token_ids
+        if search.min_agreement is None and not self.model.is_regression and checked:
             update["min_agreement"] = self.evaluation.thresholds.tflite_agreement
         return self.compression.model_copy(update={"search": search.model_copy(update=update)})
 

@@ -14,15 +14,18 @@ that follows the row count, stated with its resolution, keeps them honest. The r
 are estimated from the pre-flight row count and the hash split's shares (the split
 itself happens in ExampleGen); 1.5 rows' worth lets one row change, not two, while
 the real count stays within a third of the estimate. The summary states each gate's
-resolution from StatisticsGen's exact count.
+resolution from StatisticsGen's exact count. `fitted_to_data` is the one sequence a
+run and the CLI's early check share: classes (pipeline/classes.py), then these gates.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pipeline.classes import fit_classes
 from pipeline.config import LeanlineConfig, ThresholdsConfig
 from pipeline.errors import UserError
+from pipeline.preflight import CheckedInputs
 
 # Fewer expected eval rows than this, and one row is worth over 5 pt: too thin to gate.
 MIN_EVAL_ROWS = 20
@@ -32,6 +35,14 @@ MIN_EVAL_ROWS = 20
 class FittedGates:
     config: LeanlineConfig
     notes: tuple[str, ...]
+
+
+def fitted_to_data(config: LeanlineConfig, checked: CheckedInputs) -> FittedGates:
+    """`config` fitted to what pre-flight read: the classes first (they may pick other
+    metrics), then the gates of those metrics; with both steps' notes."""
+    classes = fit_classes(config, checked.label_values)
+    gates = fit_gates(classes.config, checked.rows)
+    return FittedGates(gates.config, (*classes.notes, *gates.notes))
 
 
 def expected_eval_rows(config: LeanlineConfig, rows: int) -> float:
@@ -61,7 +72,9 @@ def fit_gates(config: LeanlineConfig, rows: int | None) -> FittedGates:
         )
     thresholds = config.evaluation.thresholds
     fitted = thresholds.fitted_to_eval_rows(
-        round(eval_rows), round(agreement_rows(config, eval_rows))
+        round(eval_rows),
+        round(agreement_rows(config, eval_rows)),
+        classifier=not config.model.is_regression,
     )
     notes = tuple(_finer_than_a_row(thresholds, eval_rows))
     return FittedGates(config.with_overrides(evaluation={"thresholds": fitted.model_dump()}), notes)

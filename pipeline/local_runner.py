@@ -28,11 +28,10 @@ from tfx.orchestration.pipeline import Pipeline
 
 from models.custom.loader import check_module
 from pipeline import summary
-from pipeline.classes import fit_classes
 from pipeline.config import LeanlineConfig, resolved_model, write_run_config
 from pipeline.datasets import data_path
 from pipeline.errors import UserError
-from pipeline.gate_resolution import fit_gates
+from pipeline.gate_resolution import fitted_to_data
 from pipeline.pipeline import create_pipeline
 from pipeline.preflight import check_inputs, example_gen_path
 from pipeline.progress import run_progress
@@ -131,10 +130,8 @@ def run_local(
     if config.model.module:  # a broken module stops the run now, not inside Transform
         check_module(resolved_model(config)["module"])
     checked = check_inputs(config, data_path(config, output_dir, data))  # seconds, not Beam
-    # Classes first: they may pick other metrics, whose gates fit_gates then fits.
-    classes = fit_classes(config, checked.label_values)
-    gates = fit_gates(classes.config, checked.rows)
-    config = gates.config
+    fitted = fitted_to_data(config, checked)
+    config = fitted.config
     with exclusive_output_dir(output_dir), run_log(output_dir) as log_path:
         write_run_config(config, output_dir)
         source = example_gen_path(checked, output_dir / DATA_DIR)
@@ -155,7 +152,7 @@ def run_local(
         except Exception as error:  # noqa: BLE001 - translated for the user below
             failure = error
         run_summary = summary.summarize(config, metadata_path, wall_seconds=time.time() - started)
-        run_summary.input_notes = [*checked.notes, *classes.notes, *gates.notes]
+        run_summary.input_notes = [*checked.notes, *fitted.notes]
         if failure is not None:
             cause = _root_cause(failure)
             run_summary.error = f"{type(cause).__name__}: {cause}"

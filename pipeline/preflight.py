@@ -401,6 +401,13 @@ def _settle_label_cells(label: str, scans: dict[Path, _FileScan], problems: list
         return
     for file, scan in scans.items():
         cells = scan.label_cells
+        if _MARKER in cells:
+            marker = cells[_MARKER]
+            problems.append(
+                f"{file}: column {label!r} needs a value in every row (a classifier's label "
+                f"of class ids): line {marker.first_line} has {marker.first_value!r} "
+                f"({_count(marker.count, 'row')} like this); fill those in or delete the rows"
+            )
         if _FRACTION in cells:
             problems.append(_not_numbers_problem(file, label, _CLASS_ID_RULE, cells[_FRACTION]))
         if _INTEGRAL in cells:
@@ -632,11 +639,15 @@ _CLASS_ID_RULE = NumberRule(
 )
 # What a label cell other than an integer or an empty cell is (_label_cell_kind).
 _BOOLEAN, _INTEGRAL, _FRACTION, _NAME = "boolean", "integral float", "fraction", "name"
+_MARKER = "missing-value marker"
 
 
 def _label_cell_kind(cell: str) -> str | None:
     """_BOOLEAN, _INTEGRAL (an integer written as a float), _FRACTION (a number that is no
-    integer), _NAME (no number), or None: an integer, or an empty cell (value_rules)."""
+    integer), _NAME (no number), _MARKER (`NA`: no value among class ids, a name among
+    names), or None: an integer, or an empty cell (value_rules)."""
+    if _is_missing_marker(cell):
+        return _MARKER
     if cell.strip().upper() in _BOOLEAN_NUMBERS:
         return _BOOLEAN
     plain = _CLASS_ID_RULE.plain(cell)

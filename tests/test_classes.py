@@ -124,6 +124,32 @@ def test_an_integer_labels_classes_are_its_ids_up_to_the_largest(
     assert config.evaluation.metrics == DEFAULT_METRICS[kind][0]
 
 
+@pytest.mark.parametrize(
+    ("labels", "unused"),
+    [
+        (["151.0", "75.0", "141.0"], "ids 0, 1, 2, 3, 4 and 144 more have no row"),
+        (["1", "2"], "ids 0 have no row"),
+    ],
+)
+def test_integers_that_are_no_class_ids_0_to_n_are_refused_naming_regression(
+    tmp_path, labels, unused
+):
+    """A number to predict left without `task: regression` (pandas writes `151.0`), or
+    ids from 1: not a model with empty classes."""
+    with pytest.raises(InputDataError) as refused:
+        fitted(minimal_config(tmp_path, labels))
+    message = str(refused.value)
+    assert unused in message and "set model.task: regression" in message
+
+
+def test_a_marker_in_a_label_of_class_ids_is_a_missing_label_and_a_name_among_names(tmp_path):
+    with pytest.raises(InputDataError, match=r"line 4 has 'NA' \(1 row like this\)"):
+        fitted(minimal_config(tmp_path, ["0", "1", "NA", "1"]))
+    # Among names, NA (North America) is a class like any other.
+    config = fitted(minimal_config(tmp_path, ["EU", "NA", "EU"])).config
+    assert config.model.label.classes == ["EU", "NA"]
+
+
 def test_labels_outside_the_listed_classes_are_refused_with_counts_and_first_lines(tmp_path):
     labels = ["cat", "dog", "bird", "cat", "bird", "cow"]  # data lines 2 to 7
     config = minimal_config(tmp_path, labels, ", classes: [cat, dog]")

@@ -43,6 +43,10 @@ def test_unset_epochs_and_batch_follow_the_rows_and_set_ones_are_honoured():
     assert (set_.training.epochs, set_.training.batch_size) == (7, 64)
     assert not set_.early_stopping and set_.patience is None
 
+    # A cap on steps per epoch counts: more epochs for the same steps.
+    capped = fitted_training(TrainingConfig(steps_per_epoch=100), rows=1_200_000)
+    assert capped.training.epochs == 20 and "20 epochs of 100 steps" in capped.reason
+
     # Two replicas share the fitted global batch.
     assert fitted_training(TrainingConfig(), rows=5000, replicas=2).training.batch_size == 32
 

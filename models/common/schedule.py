@@ -82,6 +82,8 @@ def fitted_training(training: TrainingConfig, rows: int, replicas: int = 1) -> F
     epochs, patience = training.epochs, None
     if epochs is None:
         steps = math.ceil(rows / (batch_size * replicas))
+        if training.steps_per_epoch:
+            steps = min(steps, training.steps_per_epoch)
         epochs = epochs_for(steps, TARGET_STEPS, EPOCHS_RANGE)
         patience = max(MIN_PATIENCE, epochs // 10)
         chosen.append(

@@ -33,6 +33,7 @@ from models.common.compression import (
     recipe_words,
 )
 from models.common.distillation import distill
+from models.common.end_to_end import agreement
 from models.common.measurement import keras_predictor, predict_in_batches, tflite_size
 from models.common.pruning import is_pruned_weight, prune, pruning_targets
 from models.common.quality import (
@@ -40,7 +41,6 @@ from models.common.quality import (
     QUALITY_TITLES,
     budget_words,
     format_quality,
-    predicted_classes,
     quality,
     quality_change,
     row_losses,
@@ -424,9 +424,7 @@ def search(
             served = predict_in_batches(
                 keras_predictor(compressed.keras_model), validation.features
             )
-            trial.agreement = float(
-                np.mean(predicted_classes(predictions) == predicted_classes(served))
-            )
+            trial.agreement = agreement(predictions, served, model)["class_agreement"]
             if trial.within_budget and trial.agreement < search_config.min_agreement:
                 trial.within_budget = False
                 trial.outcome = (
@@ -460,7 +458,9 @@ def search(
         else:
             low = middle + 1
     else:
-        if chosen is None:
+        if not trials:
+            stopped = "no candidate could be built (see the skipped ones)"
+        elif chosen is None:
             stopped = "even the largest candidate is over budget"
     for index, trial in enumerate(trials):
         if trial.zipped_bytes is not None:

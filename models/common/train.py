@@ -83,6 +83,13 @@ def check_labels(
     column, num_classes = model.label.column, model.label.num_classes
     found = f"rows per class id: train {{{_counts(train_counts)}}}, eval {{{_counts(eval_counts)}}}"
     outside = sorted(c for c in {*train_counts, *eval_counts} if not 0 <= c < num_classes)
+    if -1 in outside and model.label.classes is not None:
+        # Transform's lookup gives -1 to a value model.label.classes does not list.
+        raise UserError(
+            f"label column {column!r} holds values that model.label.classes "
+            f"{model.label.classes} does not list (class id -1); {found}. Add them to the "
+            "list, or fix or drop those rows"
+        )
     if outside:
         raise UserError(
             f"label column {column!r} holds class ids {outside} outside [0, {num_classes}) "
