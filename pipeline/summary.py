@@ -310,6 +310,7 @@ def _overall_metrics(evaluation_uri: str) -> dict[str, dict[str, float]]:
 
 def summarize(config: LeanlineConfig, metadata_path: Path, wall_seconds: float) -> RunSummary:
     """The summary of the latest run recorded in `metadata_path`."""
+    from components.serving_pusher.executor import ALREADY_PUSHED_PROPERTY
     from components.slice_gate.executor import SLICE_FAILURES_PROPERTY
     from pipeline.pipeline import (
         EVALUATE_COMPRESSION,
@@ -382,7 +383,7 @@ def summarize(config: LeanlineConfig, metadata_path: Path, wall_seconds: float) 
             run.pushed_version = property_value(pushed, "pushed_version")
             run.pushed_path = property_value(pushed, "pushed_destination")
             run.not_pushed_reason = property_value(pushed, "not_pushed_reason")
-            run.already_pushed = _already_pushed(store, execution.id)
+            run.already_pushed = property_value(pushed, ALREADY_PUSHED_PROPERTY) == 1
     if not run.pushed and run.not_pushed_reason is None:
         run.not_pushed_reason = _why_not_pushed(run, config)
     run.gate_resolution = resolution_words(config, run.rows.get("eval", 0))
@@ -401,23 +402,6 @@ def _training(model_run_uri: str) -> dict[str, Any]:
     with tf.io.gfile.GFile(path) as handle:
         history = json.load(handle)
     return {key: value for key, value in history.items() if key != "epochs"}
-
-
-def _already_pushed(store: mlmd.MetadataStore, pusher_execution_id: int) -> bool:
-    """The pusher's own test (components.serving_pusher.executor._already_pushed): the
-    vs-blessed evaluation compared the model with itself, so the last pushed model is it."""
-    from tfx.components.evaluator.constants import ARTIFACT_PROPERTY_BASELINE_MODEL_ID_KEY
-
-    from components.serving_pusher.executor import MODEL_BLESSING_KEY, MODEL_KEY
-
-    inputs = artifacts_by_key(store, pusher_execution_id, INPUT_EVENTS)
-    (model,) = inputs[MODEL_KEY]
-    blessings = inputs.get(MODEL_BLESSING_KEY) or []
-    return any(
-        property_value(blessing.custom_properties, ARTIFACT_PROPERTY_BASELINE_MODEL_ID_KEY)
-        == model.id
-        for blessing in blessings
-    )
 
 
 def _why_not_pushed(run: RunSummary, config: LeanlineConfig) -> str:

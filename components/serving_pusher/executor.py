@@ -65,6 +65,7 @@ TFLITE_MODEL_DIR_KEY = "tflite_model_dir"
 WARMUP_REQUESTS_KEY = "warmup_requests"
 MODEL_NAME_KEY = "model_name"
 MIN_TFLITE_AGREEMENT_KEY = "min_tflite_agreement"
+ALREADY_PUSHED_PROPERTY = "already_pushed"
 
 PUSH_SUMMARY_FILE = "push.json"
 
@@ -100,7 +101,7 @@ class Executor(base_executor.BaseExecutor):
         if _already_pushed(input_dict, model):
             reason = "this model is already the last pushed one (a rerun with nothing changed)"
             logging.info("Not pushing: %s", reason)
-            _record(pushed_model, pushed=False, not_pushed_reason=reason)
+            _record(pushed_model, pushed=False, not_pushed_reason=reason, already_pushed=True)
             return
         other_classes = class_list_refusal(model.uri, exec_properties[SERVING_MODEL_DIR_KEY])
         if other_classes:
@@ -361,8 +362,11 @@ def _record(
     destination: str | None = None,
     version: int | None = None,
     not_pushed_reason: str | None = None,
+    already_pushed: bool = False,
 ) -> None:
     pushed_model.set_int_custom_property("pushed", int(pushed))
+    # Nothing refused: the model already is the last pushed one (the run summary's exit 0).
+    pushed_model.set_int_custom_property(ALREADY_PUSHED_PROPERTY, int(already_pushed))
     if destination is not None:
         pushed_model.set_string_custom_property("pushed_destination", destination)
     if version is not None:
