@@ -4,8 +4,8 @@ For taxi (all 15k rows) and digits (all 1797), trains the float model once with 
 real Transform and Trainer (the config's training section), then compresses it in
 each mode with models/common/compression.py, exactly as the Compressor does, and
 measures float and compressed side by side on the eval split. Writes
-benchmarks/results/compression.json and the compression section of
-benchmarks/README.md.
+benchmarks/results/compression.json and compression_search.json; the compression tables
+of benchmarks/README.md are made from them (`benchmarks.readme`).
 
     .venv/bin/python -m benchmarks.compression [--datasets taxi digits] [--work-dir DIR]
 """
@@ -13,7 +13,6 @@ benchmarks/README.md.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import tempfile
 import time
@@ -24,7 +23,9 @@ from typing import Any
 import tensorflow_transform as tft
 import tf_keras as keras
 
-from benchmarks.pipeline import replace_readme_block
+from benchmarks.provenance import load_results, save_results, stamped
+from benchmarks.readme import measured_at
+from benchmarks.readme import refresh as refresh_readmes
 from components.compressor.executor import compress_as_configured
 from models.common import compression, compression_report
 from models.common.data import count_examples
@@ -281,7 +282,7 @@ def markdown(results: dict[str, Any]) -> str:
                 f"{latency['compressed_tflite']['batch_256']['p50_ms']:.3f} "
                 f"| {'yes' if _target_met(target, report) else 'no'} |"
             )
-    return "\n".join(lines)
+    return "\n".join([*lines, "", measured_at(list(results.items()))])
 
 
 def search_markdown(searches: dict[str, Any]) -> str:
@@ -315,7 +316,7 @@ def search_markdown(searches: dict[str, Any]) -> str:
             f"| {trials} | {search['seconds']:.0f} / {single['seconds']:.0f} = "
             f"{result['time_ratio']:.1f}x | {'yes' if met else 'no'} |"
         )
-    return "\n".join(lines)
+    return "\n".join([*lines, "", measured_at(list(searches.items()))])
 
 
 def main() -> None:
@@ -334,19 +335,16 @@ def main() -> None:
     args = parser.parse_args()
     work_dir = args.work_dir or Path(tempfile.mkdtemp(prefix="leanline-compression-"))
     # Datasets and parts not benchmarked this time keep their last results.
-    results = json.loads(RESULTS_FILE.read_text()) if RESULTS_FILE.exists() else {}
-    searches = json.loads(SEARCH_RESULTS_FILE.read_text()) if SEARCH_RESULTS_FILE.exists() else {}
+    results, searches = load_results(RESULTS_FILE), load_results(SEARCH_RESULTS_FILE)
     for name in args.datasets:
         run = trained(name, work_dir)
         if "modes" in args.parts:
-            results[name] = benchmark_dataset(run)
+            results[name] = stamped(benchmark_dataset(run))
+            save_results(results, RESULTS_FILE)
         if "search" in args.parts:
-            searches[name] = benchmark_search(run)
-    RESULTS_FILE.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS_FILE.write_text(json.dumps(results, indent=2) + "\n")
-    SEARCH_RESULTS_FILE.write_text(json.dumps(searches, indent=2) + "\n")
-    replace_readme_block("compression", "## Compression", markdown(results))
-    replace_readme_block("compression-search", "## Compression", search_markdown(searches))
+            searches[name] = stamped(benchmark_search(run))
+            save_results(searches, SEARCH_RESULTS_FILE)
+    refresh_readmes()
     print(markdown(results))
     print(search_markdown(searches))
 

@@ -37,9 +37,7 @@ import argparse
 import cProfile
 import json
 import os
-import platform
 import pstats
-import re
 import resource
 import shutil
 import subprocess
@@ -54,10 +52,13 @@ import numpy as np
 import pandas as pd
 import psutil
 
+from benchmarks.provenance import load_results, save_results, stamped
+from benchmarks.readme import measured_at
+from benchmarks.readme import refresh as refresh_readmes
+
 BENCHMARKS_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCHMARKS_DIR.parent
 RESULTS_FILE = BENCHMARKS_DIR / "results" / "pipeline.json"
-README_FILE = BENCHMARKS_DIR / "README.md"
 TAXI_CONFIG = REPO_ROOT / "configs" / "taxi.yaml"
 
 DEFAULT_SIZES = (15_000, 150_000, 1_500_000)
@@ -410,7 +411,6 @@ def measure(
         "eval_metrics": summary["eval_metrics"],
         # 1-minute load average as the run started: above the core count, others competed.
         "load_average": round(load_before, 1),
-        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
     if profile:
         result["profile"] = json.loads(Path(spec.profile_path).read_text())
@@ -418,25 +418,8 @@ def measure(
     return result
 
 
-def machine() -> dict[str, Any]:
-    return {
-        "cpus": os.cpu_count(),
-        "memory_gib": round(psutil.virtual_memory().total / GIB, 1),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-    }
-
-
-def load_results(path: Path) -> dict[str, Any]:
-    results = json.loads(path.read_text()) if path.exists() else {}
-    return {"runs": {}, "fixed_cost": {}, **results}
-
-
-def save_results(results: dict[str, Any], path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(results, indent=2) + "\n")
-    os.replace(tmp, path)
+def load_pipeline_results(path: Path) -> dict[str, Any]:
+    return {"runs": {}, "fixed_cost": {}, **load_results(path)}
 
 
 # --- README ----------------------------------------------------------------------------------
@@ -505,8 +488,17 @@ def markdown(results: dict[str, Any]) -> str:
             + " | ".join(cells)
             + f" | {run['orchestration_seconds']:.1f} |"
         )
+    provenance = measured_at([(f"{rows:,} {variant}", run) for rows, variant, run in runs])
     return "\n".join(
-        [*summary, "", "Seconds per component (MLMD execution times):", "", *per_component]
+        [
+            *summary,
+            "",
+            "Seconds per component (MLMD execution times):",
+            "",
+            *per_component,
+            "",
+            provenance,
+        ]
     )
 
 
@@ -539,29 +531,7 @@ def fixed_cost_markdown(results: dict[str, Any]) -> str:
         for name in components
     ]
     lines.append(row("load average at start", [run["load_average"] for run in runs]))
-    return "\n".join(lines)
-
-
-def replace_readme_block(name: str, heading: str, body: str) -> None:
-    """Replaces the text between `<!-- name:begin -->` and `<!-- name:end -->` in
-    benchmarks/README.md; appends the block under `heading` when it is not there yet."""
-    begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
-    block = f"{begin}\n{body}\n{end}"
-    text = README_FILE.read_text() if README_FILE.exists() else "# Benchmarks\n"
-    pattern = re.compile(re.escape(begin) + ".*?" + re.escape(end), re.S)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: block, text)
-    else:
-        text = text.rstrip("\n") + f"\n\n{heading}\n\n{block}\n"
-    README_FILE.write_text(text)
-
-
-def write_readme(results: dict[str, Any]) -> None:
-    """The pipeline tables of benchmarks/README.md, from `results`."""
-    if results["runs"]:
-        replace_readme_block("pipeline", "## Pipeline", markdown(results))
-    if results["fixed_cost"]:
-        replace_readme_block("pipeline-fixed-cost", "### Fixed costs", fixed_cost_markdown(results))
+    return "\n".join([*lines, "", measured_at(list(variants.items()))])
 
 
 # --- command line ------------------------------------------------------------------------------
@@ -600,7 +570,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--work-dir", type=Path, help="data and run directories (default: a temp dir)"
     )
     parser.add_argument(
-        "--no-readme", action="store_true", help="leave benchmarks/README.md as it is"
+        "--no-readme", action="store_true", help="leave the READMEs' figures as they are"
     )
     parser.add_argument(
         "--profile",
@@ -636,12 +606,10 @@ def _measure_scaling(args: argparse.Namespace, results: dict[str, Any], work_dir
         csv_path = taxi_csv(rows, work_dir / "data")
         for mode in todo:
             beam_args = [*BEAM_MODES[mode], *args.beam_arg]
-            done[_variant(mode, args.beam_arg)] = measure(
-                rows, beam_args, csv_path, training, work_dir
+            done[_variant(mode, args.beam_arg)] = stamped(
+                measure(rows, beam_args, csv_path, training, work_dir)
             )
             save_results(results, args.output)
-            if not args.no_readme:
-                write_readme(results)
 
 
 def _measure_fixed_cost(args: argparse.Namespace, results: dict[str, Any], work_dir: Path) -> None:
@@ -653,20 +621,17 @@ def _measure_fixed_cost(args: argparse.Namespace, results: dict[str, Any], work_
             print(f"{variant}: already profiled (--force profiles again)")
             continue
         beam_args = [*BEAM_MODES[mode], *args.beam_arg]
-        results["fixed_cost"][variant] = measure(
-            args.profile, beam_args, csv_path, training, work_dir, profile=True
+        results["fixed_cost"][variant] = stamped(
+            measure(args.profile, beam_args, csv_path, training, work_dir, profile=True)
         )
         save_results(results, args.output)
-        if not args.no_readme:
-            write_readme(results)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     if args.run_spec:
         return _run_spec(args.run_spec)
-    results = load_results(args.output)
-    results["machine"] = machine()
+    results = load_pipeline_results(args.output)
     work_dir = args.work_dir or Path(tempfile.mkdtemp(prefix="leanline-pipeline-bench-"))
     work_dir.mkdir(parents=True, exist_ok=True)
     if args.profile:
@@ -674,7 +639,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         _measure_scaling(args, results, work_dir)
     if not args.no_readme:
-        write_readme(results)  # also when nothing new was measured
+        refresh_readmes()
     print(fixed_cost_markdown(results) if args.profile else markdown(results))
     return 0
 

@@ -37,7 +37,9 @@ from sklearn.metrics import accuracy_score, mean_absolute_error
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from benchmarks.pipeline import machine, replace_readme_block, save_results
+from benchmarks.provenance import save_results, stamped
+from benchmarks.readme import measured_at
+from benchmarks.readme import refresh as refresh_readmes
 from pipeline.config import load_config, load_run_config
 from pipeline.local_runner import run_local
 
@@ -232,7 +234,6 @@ def _value(kind: str, value: float | None) -> str:
 
 def markdown(results: dict[str, Any]) -> str:
     lines = [
-        f"Commit `{results['commit']}`, {results['date']}, {results['machine']['cpus']} cores. "
         "Minimal configs (name, data, family, label, features); the pushed compressed "
         "model's eval metric (TFMA) against scikit-learn on the same split. Target: "
         f"pushed, within {MAX_POINTS_BELOW_BASELINE:g} pt accuracy (or "
@@ -253,7 +254,7 @@ def markdown(results: dict[str, Any]) -> str:
             f"{_value(kind, trivial)} | {run['recipe'] or '-'} | {run['seconds']:.0f} | "
             f"{'yes' if run['target_met'] else 'no: ' + (run['not_pushed_reason'] or 'below')} |"
         )
-    return "\n".join(lines)
+    return "\n".join([*lines, "", measured_at([("all tables", results)])])
 
 
 def main() -> None:
@@ -263,29 +264,11 @@ def main() -> None:
     args = parser.parse_args()
     work_dir = args.work_dir or Path(tempfile.mkdtemp(prefix="leanline-small-"))
     runs = [run_table(TABLES[name], work_dir) for name in args.tables]
-    results = {**provenance(), "machine": machine(), "runs": runs}
+    results = stamped({"runs": runs})
     save_results(results, RESULTS_FILE)
-    replace_readme_block("small-tables", "## Small tables", markdown(results))
+    refresh_readmes()
     print(markdown(results))
     print(f"work dir: {work_dir}; results: {os.path.relpath(RESULTS_FILE, BENCHMARKS_DIR.parent)}")
-
-
-def provenance() -> dict[str, str]:
-    import datetime
-    import subprocess
-    import sys
-
-    def git(*args: str) -> str:
-        return subprocess.run(
-            ["git", *args], cwd=BENCHMARKS_DIR, capture_output=True, text=True, check=True
-        ).stdout.strip()
-
-    dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
-    return {
-        "commit": git("rev-parse", "--short=12", "HEAD") + ("+changes" if dirty else ""),
-        "date": datetime.date.today().isoformat(),
-        "command": " ".join(["python -m benchmarks.small_tables", *sys.argv[1:]]),
-    }
 
 
 if __name__ == "__main__":

@@ -5,8 +5,8 @@ report measures the whole eval split), timed, once per `training.strategy` asked
 (the later runs reuse ExampleGen and Transform from the cache). Then fits scikit-learn's
 TF-IDF (words and word pairs) plus logistic regression on the same train split that
 ExampleGen wrote, and scores it on the same eval split, to anchor the Transformer's
-accuracy. Writes benchmarks/results/text.json and the text section of
-benchmarks/README.md.
+accuracy. Writes benchmarks/results/text.json; the text section of benchmarks/README.md
+is made from it (`benchmarks.readme`).
 
     .venv/bin/python -m benchmarks.text [--work-dir DIR] [--strategies default mirrored]
 """
@@ -27,7 +27,9 @@ import tensorflow as tf
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegressionCV
 
-from benchmarks.pipeline import machine, replace_readme_block, save_results
+from benchmarks.provenance import save_results, stamped
+from benchmarks.readme import measured_at
+from benchmarks.readme import refresh as refresh_readmes
 from pipeline.config import LeanlineConfig, load_config
 from pipeline.local_runner import run_local
 from pipeline.summary import RunSummary
@@ -177,6 +179,8 @@ def markdown(results: dict[str, Any]) -> str:
             f"{name}: {'met' if met else 'NOT met'}" for name, met in results["targets"].items()
         )
         + ".",
+        "",
+        measured_at([("reviews", results)]),
     ]
     return "\n".join(lines)
 
@@ -194,14 +198,13 @@ def main() -> None:
     runs = [run_reviews(config, strategy) for strategy in args.strategies]
     baseline = tfidf_baseline(config.output_path, config)
     results = {
-        "machine": machine(),
         "config": "configs/reviews.yaml",
         "tfidf_baseline": baseline,
         "runs": runs,
         "targets": targets(runs[0], baseline),
     }
-    save_results(results, RESULTS_FILE)
-    replace_readme_block("text", "## Text (reviews)", markdown(results))
+    save_results(stamped(results), RESULTS_FILE)
+    refresh_readmes()
     print(json.dumps(results["targets"], indent=2))
     print(f"work dir: {work_dir}; results: {os.path.relpath(RESULTS_FILE, REPO_ROOT)}")
 

@@ -13,7 +13,8 @@ label, TFX's 2:1 train/eval split, TFX's network (two Dense(8) layers) and train
 output directory with the same Beam args; per-component seconds come from each one's MLMD.
 One change to TFX's side: without TensorBoard installed (TF 2.21 no longer brings it),
 its Trainer's TensorBoard callback becomes a no-op, as leanline's Trainer skips it too.
-Writes benchmarks/results/tfx_penguin.json and the side-by-side table of benchmarks/README.md.
+Writes benchmarks/results/tfx_penguin.json; the side-by-side table of benchmarks/README.md
+is made from it (`benchmarks.readme`).
 
     .venv/bin/python -m benchmarks.tfx_penguin [--repeats 1]
 """
@@ -46,11 +47,11 @@ from benchmarks.pipeline import (
     RunSpec,
     component_seconds,
     leanline_run_command,
-    machine,
-    replace_readme_block,
     run_measured,
-    save_results,
 )
+from benchmarks.provenance import save_results, stamped
+from benchmarks.readme import measured_at
+from benchmarks.readme import refresh as refresh_readmes
 
 RESULTS_FILE = BENCHMARKS_DIR / "results" / "tfx_penguin.json"
 PENGUINS_CONFIG = REPO_ROOT / "configs" / "penguins.yaml"
@@ -280,6 +281,14 @@ def verdicts(results: dict[str, Any]) -> dict[str, str]:
     return found
 
 
+def shared_seconds(results: dict[str, Any]) -> tuple[float, float]:
+    """Median seconds of the components both pipelines run, summed: (TFX's, leanline's)."""
+    tfx_runs, ours = results["runs"]["tfx"], results["runs"]["leanline"]
+    theirs = sum(_median(tfx_runs, tfx_id) or 0.0 for _, tfx_id, _ in SHARED_COMPONENTS)
+    mine = sum(_median(ours, our_id) or 0.0 for _, _, our_id in SHARED_COMPONENTS)
+    return theirs, mine
+
+
 def markdown(results: dict[str, Any]) -> str:
     tfx_runs, ours = results["runs"]["tfx"], results["runs"]["leanline"]
     verdict = verdicts(results)
@@ -290,16 +299,14 @@ def markdown(results: dict[str, Any]) -> str:
         "| component | TFX example s | leanline s | leanline vs TFX | leanline's extra work |",
         "|---|---:|---:|:---:|---|",
     ]
-    shared_tfx = shared_ours = 0.0
     for shown, tfx_id, our_id in SHARED_COMPONENTS:
         theirs, mine = _median(tfx_runs, tfx_id), _median(ours, our_id)
-        shared_tfx += theirs or 0.0
-        shared_ours += mine or 0.0
         label = shown if tfx_id == our_id else f"{shown} ({our_id})"
         lines.append(
             f"| {label} | {_seconds(theirs)} | {_seconds(mine)} | {verdict.get(shown, '-')} "
             f"| {EXTRA_WORK.get(shown, '')} |"
         )
+    shared_tfx, shared_ours = shared_seconds(results)
     lines.append(f"| **shared components** | **{shared_tfx:.1f}** | **{shared_ours:.1f}** | | |")
     shared_ids = {our_id for _, _, our_id in SHARED_COMPONENTS}
     extras = [name for name in ours[0]["components"] if name not in shared_ids]
@@ -313,7 +320,7 @@ def markdown(results: dict[str, Any]) -> str:
     ):
         theirs, mine = _median_of(tfx_runs, key), _median_of(ours, key)
         lines.append(f"| {shown} | {theirs:.{digits}f} | {mine:.{digits}f} | | |")
-    return "\n".join(lines)
+    return "\n".join([*lines, "", measured_at([("both pipelines", results)])])
 
 
 # --- command line ------------------------------------------------------------------------------
@@ -328,7 +335,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--output", type=Path, default=RESULTS_FILE, help="results JSON")
     parser.add_argument("--work-dir", type=Path, help="data and runs (default: a temp dir)")
     parser.add_argument(
-        "--no-readme", action="store_true", help="leave benchmarks/README.md as it is"
+        "--no-readme", action="store_true", help="leave the READMEs' figures as they are"
     )
     parser.add_argument("--run-tfx", type=Path, help=argparse.SUPPRESS)
     return parser.parse_args(argv)
@@ -349,19 +356,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     with csv_path.open() as handle:
         rows = sum(1 for _ in handle) - 1
     results = {
-        "machine": machine(),
         "rows": rows,
         "beam_args": beam_args,
         "leanline_overrides": LEANLINE_OVERRIDES,
         "runs": runs,
-        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
     results["verdicts"] = verdicts(results)
+    results = stamped(results)
     save_results(results, args.output)
     if not args.no_readme:
-        replace_readme_block(
-            "tfx-penguin", "### Side by side with TFX's penguin example", markdown(results)
-        )
+        refresh_readmes()
     print(markdown(results))
     return 0
 

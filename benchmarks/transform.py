@@ -12,8 +12,8 @@ output directory, uncached, with the same Beam args:
   `stock_preprocessing_fn` below, the per-column `tft.scale_to_z_score` of every TFX
   example.
 
-Seconds per component come from MLMD. Writes benchmarks/results/transform.json and the
-wide-tables table of benchmarks/README.md.
+Seconds per component come from MLMD. Writes benchmarks/results/transform.json; the
+wide-tables table of benchmarks/README.md is made from it (`benchmarks.readme`).
 
     .venv/bin/python -m benchmarks.transform [--rows 1000,100000] [--features 10,30,100,300]
         [--variants leanline,stock] [--force]
@@ -34,9 +34,7 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import tempfile
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -53,11 +51,11 @@ from benchmarks.pipeline import (
     RunSpec,
     component_seconds,
     leanline_run_command,
-    machine,
-    replace_readme_block,
     run_measured,
-    save_results,
 )
+from benchmarks.provenance import commit_of, load_results, save_results, stamped
+from benchmarks.readme import measured_at
+from benchmarks.readme import refresh as refresh_readmes
 
 RESULTS_FILE = BENCHMARKS_DIR / "results" / "transform.json"
 DEFAULT_ROWS = (1_000, 100_000)
@@ -210,7 +208,6 @@ def measure(
         "peak_rss_mib": round(process.peak_rss_bytes / MIB),
         "components": components,
         "load_average": round(load_before, 1),
-        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
     if variant == "leanline":
         summary = json.loads((output_dir / "run_summary.json").read_text())
@@ -222,8 +219,7 @@ def measure(
 
 
 def _commit(code_dir: Path) -> str:
-    command = ["git", "-C", str(code_dir), "rev-parse", "--short", "HEAD"]
-    return subprocess.run(command, capture_output=True, text=True, check=True).stdout.strip()
+    return commit_of(code_dir)[:7]
 
 
 # --- README ------------------------------------------------------------------------------
@@ -294,7 +290,12 @@ def markdown(results: dict[str, Any]) -> str:
                     f"| {_seconds(shown)} "
                     f"| {_ratio(shown and shown['wall_seconds'], ours and ours['wall_seconds'])} |"
                 )
-    return "\n".join(lines)
+    measurements = [
+        (f"{key} {variant}", run)
+        for key, by_variant in runs.items()
+        for variant, run in by_variant.items()
+    ]
+    return "\n".join([*lines, "", measured_at(measurements)])
 
 
 # --- command line ------------------------------------------------------------------------
@@ -331,8 +332,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     unknown = sorted(set(args.variants) - set(VARIANTS))
     if unknown:
         raise SystemExit(f"unknown variants {unknown}; choose from {list(VARIANTS)}")
-    results = json.loads(args.output.read_text()) if args.output.exists() else {"runs": {}}
-    results["machine"] = machine()
+    results = {"runs": {}, **load_results(args.output)}
     work_dir = args.work_dir or Path(tempfile.mkdtemp(prefix="leanline-transform-bench-"))
     work_dir.mkdir(parents=True, exist_ok=True)
     # Rows outermost, features alternating between variants: a drift in the machine's
@@ -348,12 +348,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                     key = f"leanline@{_commit(args.code)}"
                 if key in done and not args.force:
                     continue
-                done[key] = measure(
-                    variant, features, rows, work_dir, args.steps_per_epoch, args.code or REPO_ROOT
+                code_dir = args.code or REPO_ROOT
+                done[key] = stamped(
+                    measure(variant, features, rows, work_dir, args.steps_per_epoch, code_dir),
+                    code_dir,
                 )
                 save_results(results, args.output)
-                if not args.no_readme:
-                    replace_readme_block("transform", "## Wide tables", markdown(results))
+    if not args.no_readme:
+        refresh_readmes()
     print(markdown(results))
     return 0
 
