@@ -26,12 +26,13 @@ import tf_keras as keras
 from benchmarks.provenance import load_results, save_results, stamped
 from benchmarks.readme import measured_at
 from benchmarks.readme import refresh as refresh_readmes
-from components.compressor.executor import compress_as_configured
 from models.common import compression, compression_report
+from models.common.compress import compress_as_configured
 from models.common.data import count_examples
 from models.common.export import KERAS_MODEL_FILE
-from pipeline.config import CompressionConfig, LeanlineConfig, load_config
-from pipeline.datasets import bundled_csv
+from models.config import CompressionConfig
+from pipeline.config import LeanlineConfig, load_config
+from pipeline.inputs.datasets import bundled_csv
 from pipeline.local_runner import run_components
 from pipeline.pipeline import training_stages
 

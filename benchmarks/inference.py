@@ -36,7 +36,7 @@ from ml_metadata.proto import metadata_store_pb2
 from benchmarks.provenance import load_results, save_results, stamped
 from benchmarks.readme import measured_at
 from benchmarks.readme import refresh as refresh_readmes
-from components.compressor.executor import (
+from components.compressor.spec import (
     COMPRESSED_MODEL_KEY,
     EXAMPLES_KEY,
     MODEL_KEY,
@@ -56,8 +56,7 @@ from models.common.export import (
 )
 from pipeline import summary
 from pipeline.config import LeanlineConfig, load_config
-from pipeline.local_runner import METADATA_FILE
-from pipeline.pipeline import EVALUATE_COMPRESSION
+from pipeline.layout import EVALUATE_COMPRESSION, METADATA_FILE
 
 BENCHMARKS_DIR = Path(__file__).resolve().parent
 RESULTS_FILE = BENCHMARKS_DIR / "results" / "inference.json"

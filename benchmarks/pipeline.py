@@ -145,7 +145,7 @@ def resample_taxi(source: pd.DataFrame, rows: int, seed: int = 0) -> pd.DataFram
 
 def taxi_csv(rows: int, data_dir: Path) -> Path:
     """The resampled taxi CSV of `rows` rows, written once under `data_dir`."""
-    from pipeline.datasets import bundled_csv
+    from pipeline.inputs.datasets import bundled_csv
 
     path = data_dir / f"taxi-{rows}" / "data.csv"
     if path.exists():
@@ -309,8 +309,8 @@ def hot_spot_seconds(profile: cProfile.Profile) -> dict[str, float]:
 
 def _run_spec(spec_path: Path) -> int:
     """The child side of `leanline_run_command`: one uncached pipeline run."""
+    from models.errors import UserError
     from pipeline.config import load_config
-    from pipeline.errors import UserError
     from pipeline.local_runner import run_local
 
     import_seconds = time.time() - psutil.Process().create_time()

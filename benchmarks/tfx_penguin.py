@@ -116,7 +116,7 @@ SLOWER_SECONDS = 0.5
 
 def penguin_csv(path: Path) -> Path:
     """palmerpenguins' rows without missing values, in TFX's processed-penguin format."""
-    from pipeline.datasets import bundled_csv
+    from pipeline.inputs.datasets import bundled_csv
 
     source = bundled_csv("penguins", path.parent.parent / "bundled")
     with source.open(newline="") as handle:

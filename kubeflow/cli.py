@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import argparse
 
+from kubeflow.runner import compile_pipeline
+from pipeline.config import load_config
+
 FORMATS = ("yaml", "vertex")
 
 
@@ -75,8 +78,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def compile_kubeflow(args: argparse.Namespace) -> int:
-    from kubeflow.runner import compile_pipeline
-    from pipeline.config import load_config
 
     # Local paths are not checked: the pods read only URIs, which cluster_data_path checks.
     path = compile_pipeline(
@@ -95,7 +96,7 @@ def compile_kubeflow(args: argparse.Namespace) -> int:
 
 
 def submit_run(args: argparse.Namespace) -> int:
-    from kubeflow.submit import submit
+    from kubeflow.submit import submit  # kfp: half a second that `leanline --help` skips
 
     run = submit(
         args.package,

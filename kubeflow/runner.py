@@ -19,8 +19,8 @@ from typing import Any, Literal
 
 import yaml
 
+from models.errors import UserError
 from pipeline.config import LeanlineConfig
-from pipeline.errors import UserError
 
 PipelineFormat = Literal["yaml", "vertex"]
 FORMAT_SUFFIXES: dict[str, tuple[str, ...]] = {"yaml": (".yaml", ".yml"), "vertex": (".json",)}
@@ -135,7 +135,7 @@ def compile_pipeline(
     # TFX loads only now: a wrong flag fails at once, not after TensorFlow's import.
     from tfx.orchestration.kubeflow.v2 import kubeflow_v2_dag_runner
 
-    from pipeline.pipeline import create_pipeline
+    from pipeline.pipeline import create_pipeline  # TFX and TensorFlow, as above
 
     tfx_pipeline = create_pipeline(
         config,

@@ -26,7 +26,7 @@ import yaml
 from google.protobuf import json_format
 from kfp.pipeline_spec import pipeline_spec_pb2
 
-from pipeline.errors import UserError
+from models.errors import UserError
 
 TOKEN_ENV = "KFP_TOKEN"
 COOKIE_ENV = "KFP_COOKIE"

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pipeline.config import ConfigError, LeanlineConfig
-from pipeline.preflight import MAX_LABEL_VALUES, InputDataError, LabelValues
+from pipeline.inputs.checks import MAX_LABEL_VALUES, InputDataError, LabelValues
 
 NUM_CLASSES_KEY = "model.label.num_classes"
 

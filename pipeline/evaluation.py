@@ -6,11 +6,11 @@ import math
 
 from tensorflow_model_analysis.proto import config_pb2
 
+from components.slice_gate.spec import BASELINE, CANDIDATE
 from models.common.features import LABEL_KEY
-from pipeline.config import ChangeBound, EvaluationConfig, ThresholdsConfig, metric_name
+from models.config import ChangeBound, ThresholdsConfig
+from pipeline.config import EvaluationConfig, metric_name
 
-CANDIDATE = "candidate"
-BASELINE = "baseline"
 # The serving model's signature that maps raw examples to transformed ones,
 # so TFMA reads the label exactly as training saw it.
 TRANSFORM_SIGNATURE = "transform_features"

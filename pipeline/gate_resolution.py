@@ -22,10 +22,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from models.config import ThresholdsConfig
+from models.errors import UserError
 from pipeline.classes import fit_classes
-from pipeline.config import LeanlineConfig, ThresholdsConfig
-from pipeline.errors import UserError
-from pipeline.preflight import CheckedInputs
+from pipeline.config import LeanlineConfig
+from pipeline.inputs.checks import CheckedInputs
 
 # Fewer expected eval rows than this, and one row is worth over 5 pt: too thin to gate.
 MIN_EVAL_ROWS = 20

@@ -1,14 +1,6 @@
 """Runs leanline's pipeline on this machine: LocalDagRunner, SQLite MLMD, Beam DirectRunner.
 
-Layout of an output directory:
-    metadata.sqlite   MLMD store (component cache, lineage, `leanline runs`)
-    pipeline/         TFX artifacts
-    data/             bundled datasets materialized as CSV; copies of CSVs with a quoted header
-    serving/<name>/   TF Serving model base path, one numbered version per push
-    tflite/<name>/    the pushed .tflite files, same versions
-    logs/             one log file per run (pipeline.run_log), a failed run's trace at its end
-    run_summary.json  what the last run did
-    leanline.yaml     the config of the last run, paths resolved
+The output directory's layout is pipeline.layout's.
 """
 
 from __future__ import annotations
@@ -27,21 +19,19 @@ from tfx.orchestration.metadata import sqlite_metadata_connection_config
 from tfx.orchestration.pipeline import Pipeline
 
 from models.custom.loader import check_module
+from models.errors import UserError
 from pipeline import summary
 from pipeline.config import LeanlineConfig, resolved_model, write_run_config
-from pipeline.datasets import data_path
-from pipeline.errors import UserError
 from pipeline.gate_resolution import fitted_to_data
+from pipeline.inputs.checks import check_inputs
+from pipeline.inputs.copies import example_gen_path
+from pipeline.inputs.datasets import data_path
+from pipeline.layout import DATA_DIR, LOCK_FILE, METADATA_FILE, PIPELINE_ROOT
 from pipeline.pipeline import create_pipeline
-from pipeline.preflight import check_inputs, example_gen_path
 from pipeline.progress import run_progress
 from pipeline.report.build import write_report
 from pipeline.run_log import run_log
 
-METADATA_FILE = "metadata.sqlite"
-PIPELINE_ROOT = "pipeline"
-LOCK_FILE = ".leanline.lock"
-DATA_DIR = "data"
 # Pinned when the Beam args name no runner: see local_beam_args.
 LOCAL_RUNNER_ARGS = ("--runner=FnApiRunner", "--sdk_container_image=unused-locally")
 

@@ -48,24 +48,22 @@ from tfx.orchestration.pipeline import Pipeline
 from tfx.proto import example_gen_pb2, trainer_pb2
 from tfx.types import Channel, standard_artifacts
 
-from components.compressor import Compressor
-from components.data_gate import DataGate
-from components.serving_pusher import ServingPusher
-from components.slice_gate import SliceGate
-from pipeline.config import LeanlineConfig, custom_config, gates_judge_tflite
+from components.compressor.component import Compressor
+from components.data_gate.component import DataGate
+from components.serving_pusher.component import ServingPusher
+from components.slice_gate.component import SliceGate
+from models.config import gates_judge_tflite
+from pipeline.config import LeanlineConfig, custom_config
 from pipeline.evaluation import eval_config
-
-EVALUATE_COMPRESSION = "EvaluateCompression"
-EVALUATE_VS_BLESSED = "EvaluateVsBlessed"
-# EvaluateVsBlessed of runs whose gates judge the end-to-end TFLite. Its own id keeps the
-# resolver to models blessed by it, which have the file TFMA reads: after a switch of
-# format (or from a run of an older leanline) the first run has no baseline, as a first
-# run, instead of failing on a model it cannot read.
-EVALUATE_TFLITE_VS_BLESSED = "EvaluateTFLiteVsBlessed"
-SLICE_GATE = "SliceGate"
-LATEST_BLESSED_RESOLVER = "LatestBlessedModelResolver"
-SERVING_DIR = "serving"
-TFLITE_DIR = "tflite"
+from pipeline.layout import (
+    EVALUATE_COMPRESSION,
+    EVALUATE_TFLITE_VS_BLESSED,
+    EVALUATE_VS_BLESSED,
+    LATEST_BLESSED_RESOLVER,
+    SERVING_DIR,
+    SLICE_GATE,
+    TFLITE_DIR,
+)
 
 
 def _input_config(data_path: str) -> tuple[str, example_gen_pb2.Input]:

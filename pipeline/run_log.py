@@ -18,14 +18,16 @@ import logging
 from collections.abc import Iterator
 from pathlib import Path
 
-LOG_DIR = "logs"
+import tf_keras
+
+from pipeline.layout import LOG_DIR
+
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 @contextlib.contextmanager
 def run_log(output_dir: Path) -> Iterator[Path]:
     """Logs the block's records to a new file under `output_dir`/logs; yields its path."""
-    import tf_keras
 
     log_dir = output_dir / LOG_DIR
     log_dir.mkdir(parents=True, exist_ok=True)

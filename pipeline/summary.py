@@ -17,11 +17,44 @@ from typing import Any
 import ml_metadata as mlmd
 from ml_metadata.proto import metadata_store_pb2
 
+from components.compressor.spec import (
+    COMPRESSED_TFLITE_ZIPPED_PROPERTY,
+    ENABLED_PROPERTY,
+    END_TO_END_PREFIX,
+    EVAL_ROWS_PROPERTY,
+    FLOAT_TFLITE_ZIPPED_PROPERTY,
+    MODEL_PART_WORDS,
+    QUALITY_METRIC_PROPERTY,
+    RAW_INPUTS,
+    SHIPPED_TFLITE_INPUTS_PROPERTY,
+    TFLITE_FILE,
+    TFLITE_INPUTS_WORDS,
+    TRANSFORMED_INPUTS_TFLITE_FILE,
+)
+from components.serving_pusher.spec import (
+    ALREADY_PUSHED_PROPERTY,
+    NOT_PUSHED_REASON_PROPERTY,
+    PUSHED_DESTINATION_PROPERTY,
+    PUSHED_PROPERTY,
+    PUSHED_VERSION_PROPERTY,
+)
+from components.slice_gate.spec import BASELINE, CANDIDATE, SLICE_FAILURES_PROPERTY
 from models.common.quality import quality_change_words
-from pipeline.config import LeanlineConfig, gates_judge_tflite
+from models.config import gates_judge_tflite
+from pipeline.config import LeanlineConfig
 from pipeline.gate_resolution import resolution_words
+from pipeline.layout import (
+    COMPRESSOR,
+    EVALUATE_COMPRESSION,
+    EVALUATE_TFLITE_VS_BLESSED,
+    EVALUATE_VS_BLESSED,
+    SERVING_PUSHER,
+    SLICE_GATE,
+    STATISTICS_GEN,
+    SUMMARY_FILE,
+    TRAINER,
+)
 
-SUMMARY_FILE = "run_summary.json"
 SAVED_MODEL_FORMAT = "SavedModel"
 TFLITE_FORMAT = "end-to-end TFLite"
 # Who the evaluations' two models are, by TFMA name (pipeline.evaluation).
@@ -82,21 +115,6 @@ def tflite_figures(
     """From the Compressor's report properties: the shipped model.tflite's figures, and the
     model part's beside them where the shipped file holds more (the end-to-end TFLite,
     with the Transform inside); None for what the run did not measure."""
-    from components.compressor.executor import (
-        COMPRESSED_TFLITE_ZIPPED_PROPERTY,
-        ENABLED_PROPERTY,
-        END_TO_END_PREFIX,
-        EVAL_ROWS_PROPERTY,
-        FLOAT_TFLITE_ZIPPED_PROPERTY,
-        MODEL_PART_WORDS,
-        QUALITY_METRIC_PROPERTY,
-        RAW_INPUTS,
-        SHIPPED_TFLITE_INPUTS_PROPERTY,
-        TFLITE_FILE,
-        TFLITE_INPUTS_WORDS,
-        TRANSFORMED_INPUTS_TFLITE_FILE,
-    )
-
     if ENABLED_PROPERTY not in compression:
         return None, None
 
@@ -274,7 +292,7 @@ def outputs(
 
 
 def _row_counts(statistics_uri: str) -> dict[str, int]:
-    from tensorflow_data_validation.utils import stats_util
+    from tensorflow_data_validation.utils import stats_util  # TFDV: not for `leanline runs`
 
     rows = {}
     for entry in sorted(os.listdir(statistics_uri)):
@@ -288,9 +306,7 @@ def _row_counts(statistics_uri: str) -> dict[str, int]:
 
 def _overall_metrics(evaluation_uri: str) -> dict[str, dict[str, float]]:
     """Overall-slice metrics of the candidate and the baseline model from a TFMA result."""
-    import tensorflow_model_analysis as tfma
-
-    from pipeline.evaluation import BASELINE, CANDIDATE
+    import tensorflow_model_analysis as tfma  # all of TFMA (Beam): not for `leanline runs`
 
     metrics: dict[str, dict[str, float]] = {}
     for model in (CANDIDATE, BASELINE):
@@ -310,15 +326,6 @@ def _overall_metrics(evaluation_uri: str) -> dict[str, dict[str, float]]:
 
 def summarize(config: LeanlineConfig, metadata_path: Path, wall_seconds: float) -> RunSummary:
     """The summary of the latest run recorded in `metadata_path`."""
-    from components.serving_pusher.executor import ALREADY_PUSHED_PROPERTY
-    from components.slice_gate.executor import SLICE_FAILURES_PROPERTY
-    from pipeline.pipeline import (
-        EVALUATE_COMPRESSION,
-        EVALUATE_TFLITE_VS_BLESSED,
-        EVALUATE_VS_BLESSED,
-        SLICE_GATE,
-    )
-
     run = RunSummary(
         pipeline=config.name,
         run_id=None,
@@ -357,7 +364,7 @@ def summarize(config: LeanlineConfig, metadata_path: Path, wall_seconds: float) 
             )
         )
         produced = outputs(store, execution.id)
-        if node == "StatisticsGen" and produced.get("statistics"):
+        if node == STATISTICS_GEN and produced.get("statistics"):
             run.rows = _row_counts(produced["statistics"][0].uri)
         elif node in (
             EVALUATE_COMPRESSION,
@@ -373,16 +380,16 @@ def summarize(config: LeanlineConfig, metadata_path: Path, wall_seconds: float) 
             evaluation = (produced.get("evaluation") or [None])[0]
             if evaluation is not None and node == EVALUATE_COMPRESSION:
                 run.eval_metrics = _overall_metrics(evaluation.uri)
-        elif node == "Trainer" and produced.get("model_run"):
+        elif node == TRAINER and produced.get("model_run"):
             run.training = _training(produced["model_run"][0].uri)
-        elif node == "Compressor" and produced.get("compression_report"):
+        elif node == COMPRESSOR and produced.get("compression_report"):
             run.compression = custom_properties(produced["compression_report"][0])
-        elif node == "ServingPusher" and produced.get("pushed_model"):
+        elif node == SERVING_PUSHER and produced.get("pushed_model"):
             pushed = produced["pushed_model"][0].custom_properties
-            run.pushed = property_value(pushed, "pushed") == 1
-            run.pushed_version = property_value(pushed, "pushed_version")
-            run.pushed_path = property_value(pushed, "pushed_destination")
-            run.not_pushed_reason = property_value(pushed, "not_pushed_reason")
+            run.pushed = property_value(pushed, PUSHED_PROPERTY) == 1
+            run.pushed_version = property_value(pushed, PUSHED_VERSION_PROPERTY)
+            run.pushed_path = property_value(pushed, PUSHED_DESTINATION_PROPERTY)
+            run.not_pushed_reason = property_value(pushed, NOT_PUSHED_REASON_PROPERTY)
             run.already_pushed = property_value(pushed, ALREADY_PUSHED_PROPERTY) == 1
     if not run.pushed and run.not_pushed_reason is None:
         run.not_pushed_reason = _why_not_pushed(run, config)
@@ -392,6 +399,7 @@ def summarize(config: LeanlineConfig, metadata_path: Path, wall_seconds: float) 
 
 def _training(model_run_uri: str) -> dict[str, Any]:
     """history.json's settings (the Trainer's ModelRun artifact), without the epochs."""
+    # TensorFlow's file systems and TFX: not for `leanline runs`, which reads MLMD only.
     import tensorflow as tf
 
     from models.common.train import HISTORY_FILE
@@ -405,8 +413,7 @@ def _training(model_run_uri: str) -> dict[str, Any]:
 
 
 def _why_not_pushed(run: RunSummary, config: LeanlineConfig) -> str:
-    from pipeline.evaluation import gate_words
-    from pipeline.pipeline import EVALUATE_COMPRESSION
+    from pipeline.evaluation import gate_words  # TFMA protos: not for `leanline runs`
 
     thresholds = config.evaluation.thresholds
     if run.blessings.get(EVALUATE_COMPRESSION) is False:

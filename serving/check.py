@@ -27,7 +27,7 @@ from tensorflow_serving.apis import predict_pb2
 
 from models.common.export import EXAMPLES_INPUT, SERVING_DEFAULT_SIGNATURE
 from models.common.tflite_format import tf_serving_signatures
-from pipeline.errors import UserError
+from models.errors import UserError
 from serving.warmup import read_warmup_requests
 
 SAVED_MODEL_FILE = "saved_model.pb"

@@ -39,7 +39,7 @@ from models.common.export import (
     SERVING_DEFAULT_SIGNATURE,
     SERVING_RAW_SIGNATURE,
 )
-from pipeline.errors import UserError
+from models.errors import UserError
 from serving.warmup import predict_request
 
 Transport = Literal["grpc", "rest"]

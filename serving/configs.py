@@ -28,8 +28,8 @@ from google.protobuf import (
 from google.protobuf.message import Message
 from tensorflow_serving.config import model_server_config_pb2
 
-from pipeline.config import LeanlineConfig, ServingConfig
-from pipeline.errors import UserError
+from models.errors import UserError
+from serving.config import ServedModel, ServingConfig
 from serving.versions import existing_versions
 
 MODELS_CONFIG = "models.config"
@@ -169,7 +169,7 @@ def model_server_args(
 
 
 def write_serving_configs(
-    config: LeanlineConfig, output_dir: Path, pinned: Mapping[str, int] | None = None
+    config: ServedModel, output_dir: Path, pinned: Mapping[str, int] | None = None
 ) -> ServingConfigFiles:
     serving_root = config.serving_model_dir.parent
     models = find_models(serving_root)

@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 from google.protobuf import text_format
 
-from pipeline.config import LeanlineConfig
+from serving.config import ServedModel
 from serving.configs import (
     BATCHING_CONFIG,
     GRPC_PORT,
@@ -36,7 +36,7 @@ TARGET_CPU_UTILIZATION = 70
 Manifest = dict[str, Any]
 
 
-def serving_manifests(config: LeanlineConfig) -> list[Manifest]:
+def serving_manifests(config: ServedModel) -> list[Manifest]:
     name = config.name
     app = f"{name}-serving"
     labels = {"app": app}
@@ -50,7 +50,7 @@ def serving_manifests(config: LeanlineConfig) -> list[Manifest]:
     return documents
 
 
-def write_serving_manifests(config: LeanlineConfig, output_dir: Path) -> Path:
+def write_serving_manifests(config: ServedModel, output_dir: Path) -> Path:
     output_dir.mkdir(parents=True, exist_ok=True)
     path = output_dir / MANIFEST_FILE
     path.write_text(
@@ -75,7 +75,7 @@ def _represent_str(dumper: yaml.SafeDumper, text: str) -> yaml.ScalarNode:
 _ManifestDumper.add_representer(str, _represent_str)
 
 
-def model_base_path(config: LeanlineConfig) -> str:
+def model_base_path(config: ServedModel) -> str:
     """Where the container finds `<name>/<version>/`: in the bucket or on the volume."""
     return f"{config.serving.model_base_path.rstrip('/')}/{config.name}"
 
@@ -84,7 +84,7 @@ def _is_bucket(path: str) -> bool:
     return "://" in path
 
 
-def _config_map(config: LeanlineConfig, app: str, labels: dict[str, str]) -> Manifest:
+def _config_map(config: ServedModel, app: str, labels: dict[str, str]) -> Manifest:
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
@@ -98,7 +98,7 @@ def _config_map(config: LeanlineConfig, app: str, labels: dict[str, str]) -> Man
     }
 
 
-def _deployment(config: LeanlineConfig, app: str, labels: dict[str, str]) -> Manifest:
+def _deployment(config: ServedModel, app: str, labels: dict[str, str]) -> Manifest:
     serving = config.serving
     resources = {"cpu": serving.cpu, "memory": serving.memory}
     volumes: list[Manifest] = [{"name": "config", "configMap": {"name": f"{app}-config"}}]
@@ -162,7 +162,7 @@ def _service(app: str, labels: dict[str, str]) -> Manifest:
     }
 
 
-def _autoscaler(config: LeanlineConfig, app: str, labels: dict[str, str]) -> Manifest:
+def _autoscaler(config: ServedModel, app: str, labels: dict[str, str]) -> Manifest:
     return {
         "apiVersion": "autoscaling/v2",
         "kind": "HorizontalPodAutoscaler",

@@ -118,7 +118,7 @@ def _publish(staging: Path, base: str | Path, version: int) -> None:
 
 
 def _upload(staging: Path, target: str) -> None:
-    import tensorflow as tf
+    import tensorflow as tf  # only object stores need TensorFlow's file system
 
     if tf.io.gfile.exists(target):
         raise FileExistsError(f"version directory {target} appeared during the push")

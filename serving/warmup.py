@@ -19,7 +19,7 @@ from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
 
 from models.common.data import raw_rows
 from models.common.export import EXAMPLES_INPUT, SERVING_DEFAULT_SIGNATURE, SERVING_RAW_SIGNATURE
-from pipeline.errors import UserError
+from models.errors import UserError
 
 WARMUP_FILE = Path("assets.extra") / "tf_serving_warmup_requests"
 

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from pipeline.config import LeanlineConfig, load_config
-from pipeline.datasets import bundled_csv
+from pipeline.inputs.datasets import bundled_csv
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TINY_TRAINING = {"epochs": 8}
@@ -70,9 +70,9 @@ def _only_uri(root: Path, component: str, output: str) -> str:
 def train_tiny_model(config: LeanlineConfig, work_dir: Path, rows: int) -> TinyTrainedModel:
     """Runs the pipeline up to the Trainer on the first `rows` rows of the bundled data."""
     from pipeline.classes import fit_classes
+    from pipeline.inputs.checks import check_inputs
     from pipeline.local_runner import run_components
     from pipeline.pipeline import training_stages
-    from pipeline.preflight import check_inputs
 
     assert config.data.bundled, "tiny runs use bundled datasets"
     csv_path = write_head(
@@ -163,7 +163,7 @@ def compressor_pipeline(
     of `compressors`: its id, and its changes to the config's fixed compression recipe."""
     from tfx import v1 as tfx
 
-    from components.compressor import Compressor
+    from components.compressor.component import Compressor
     from pipeline.config import custom_config
     from pipeline.local_runner import local_beam_args
 

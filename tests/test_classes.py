@@ -23,19 +23,19 @@ from tf_serving_double import serve_models
 
 from models.common.data import label_counts
 from models.common.features import class_names
+from models.config import LabelConfig
+from models.errors import UserError
 from models.tabular.preprocessing import class_ids
 from pipeline import cli
 from pipeline.classes import fit_classes
 from pipeline.config import (
     DEFAULT_METRICS,
     ConfigError,
-    LabelConfig,
     load_config,
     load_run_config,
     write_run_config,
 )
-from pipeline.errors import UserError
-from pipeline.preflight import InputDataError, check_inputs
+from pipeline.inputs.checks import InputDataError, check_inputs
 from serving import client
 
 ANIMALS = ["bird", "cat", "dog"]  # sorted: the ids 0, 1, 2

@@ -21,12 +21,8 @@ from fixtures_models import TinyTrainedModel, compressor_pipeline, csv_rows, ser
 from pydantic import ValidationError
 from sklearn.datasets import load_digits
 
-from components.compressor import (
-    REPORT_JSON,
-    REPORT_MARKDOWN,
-    CompressionReport,
-    tflite_model_path,
-)
+from components.compressor.component import CompressionReport
+from components.compressor.spec import REPORT_JSON, REPORT_MARKDOWN, tflite_model_path
 from models.common import compression, compression_report, measurement, pruning, tflite
 from models.common import search as search_module
 from models.common.data import LabelStats
@@ -35,20 +31,19 @@ from models.common.export import OUTPUTS_KEY
 from models.common.features import LABEL_KEY, ModelInput
 from models.common.fine_tuning import FineTuning
 from models.common.train import LABEL_SCALE_LAYER, compile_model, in_label_units
-from models.digits.features import IMAGE_KEY, PIXEL_COLUMNS
-from models.digits.model import build_model
-from models.digits.preprocessing import preprocessing_fn
-from models.tabular.model import build_model as build_tabular
-from pipeline.config import (
+from models.config import (
     CompressionConfig,
     DistillationConfig,
     ModelConfig,
     PruningConfig,
     SearchConfig,
-    custom_config,
-    load_config,
 )
-from pipeline.errors import UserError
+from models.digits.features import IMAGE_KEY, PIXEL_COLUMNS
+from models.digits.model import build_model
+from models.digits.preprocessing import preprocessing_fn
+from models.errors import UserError
+from models.tabular.model import build_model as build_tabular
+from pipeline.config import custom_config, load_config
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TRAIN_ROWS = 1400

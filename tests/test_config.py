@@ -5,7 +5,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline.config import ConfigError, DistillationConfig, custom_config, load_config
+from models.config import DistillationConfig
+from pipeline.config import ConfigError, custom_config, load_config
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 

@@ -23,8 +23,10 @@ from google.protobuf import text_format
 from tensorflow_metadata.proto.v0 import schema_pb2
 
 from pipeline.config import LeanlineConfig, load_config
-from pipeline.datasets import bundled_csv
-from pipeline.preflight import PLAIN_HEADER_DIR, InputDataError, check_inputs, example_gen_path
+from pipeline.inputs.checks import InputDataError, check_inputs
+from pipeline.inputs.copies import example_gen_path
+from pipeline.inputs.datasets import bundled_csv
+from pipeline.layout import PLAIN_HEADER_DIR
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 TAXI_SCHEMA = CONFIGS / "schemas" / "taxi" / "schema.pbtxt"
@@ -435,7 +437,7 @@ def test_an_export_with_na_markers_gives_example_gen_numeric_columns(tmp_path):
     """The palmerpenguins CSV as R writes it ("NA" for missing), re-exported as a
     spreadsheet would (quoted fields, CRLF, byte-order mark): ExampleGen reads the
     measurements as numbers, and the categorical "sex" keeps "NA" as a value."""
-    from pipeline.schema import write_inferred_schema
+    from pipeline.inputs.schema import write_inferred_schema
 
     source = Path(palmerpenguins.__file__).parent / "data" / "penguins.csv"
     with source.open(newline="") as handle:

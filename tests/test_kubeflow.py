@@ -18,9 +18,10 @@ from kfp_api_double import KfpApiDouble, closed_loopback_port
 
 from kubeflow import cli
 from kubeflow.runner import cluster_config, compile_pipeline
+from models.errors import UserError
 from pipeline.config import LeanlineConfig, custom_config, load_config
-from pipeline.errors import UserError
-from pipeline.pipeline import LATEST_BLESSED_RESOLVER, create_pipeline
+from pipeline.layout import LATEST_BLESSED_RESOLVER
+from pipeline.pipeline import create_pipeline
 
 REPO = Path(__file__).resolve().parent.parent
 IMAGE = "registry.example.com/ml/leanline:test"

@@ -26,6 +26,7 @@ from models.common.export import CLASSES_KEY, KERAS_MODEL_FILE, OUTPUTS_KEY, sav
 from models.common.features import LABEL_KEY, ModelInput
 from models.common.strategy import is_chief, make_strategy
 from models.common.train import HISTORY_FILE, compile_model, steps_per_epoch
+from models.config import ModelConfig, StrategyConfig, TrainingConfig
 from models.digits.features import PIXEL_COLUMNS
 from models.tabular import model as tabular_model
 from models.tabular.preprocessing import (
@@ -35,7 +36,6 @@ from models.tabular.preprocessing import (
     dense,
 )
 from models.taxi.preprocessing import big_tipper
-from pipeline.config import ModelConfig, StrategyConfig, TrainingConfig
 
 SIGNATURES = {"serving_default", "serving_raw", "transform_features"}
 REQUEST_ROWS = 16

@@ -15,9 +15,9 @@ import yaml
 
 from models.common.export import saved_classes
 from models.common.tflite_format import tflite_classes
+from models.errors import UserError
 from pipeline.config import LeanlineConfig, custom_config, load_config
-from pipeline.datasets import bundled_csv
-from pipeline.errors import UserError
+from pipeline.inputs.datasets import bundled_csv
 from pipeline.local_runner import run_local
 from serving.client import rows_to_examples
 
@@ -563,7 +563,7 @@ def _leanline_run(
     returns the exit status, the run summary written and leanline's own stderr lines."""
     from pipeline import cli
     from pipeline.config import write_run_config
-    from pipeline.summary import SUMMARY_FILE
+    from pipeline.layout import SUMMARY_FILE
 
     argv = ["run", "--config", str(write_run_config(config, work))]
     argv += ["--output-dir", str(config.output_path), "--data", str(data)]
@@ -592,7 +592,7 @@ def test_rerun_with_nothing_changed_is_cached_and_pushes_nothing_new(taxi_run, t
 def test_a_failed_gate_keeps_the_pushed_model(taxi_run, tmp_path, capsys):
     """A refused model is neither success nor an error: exit status 3, the reason in
     one line on stderr."""
-    from pipeline.errors import EXIT_REFUSED
+    from models.errors import EXIT_REFUSED
 
     config, data, _ = taxi_run
     pushed_before = _versions(config)
@@ -620,10 +620,10 @@ def test_the_search_chooses_before_any_eval_row_is_read(taxi_run, tmp_path):
     import tensorflow_transform as tft
     import tf_keras as keras
 
-    from components.compressor.executor import compress_as_configured
+    from models.common.compress import compress_as_configured
     from models.common.compression import compression_inputs
     from models.common.export import keras_model_path
-    from models.common.features import compression_config
+    from models.custom_config import compression_config
 
     config, _, _ = taxi_run
     transformed = _latest_artifact(config, "Transform", "transformed_examples")

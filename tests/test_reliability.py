@@ -35,12 +35,15 @@ from ml_metadata.proto import metadata_store_pb2
 from tfx.utils import path_utils
 
 from components.serving_pusher.executor import push_model
+from models.config import ModelConfig
+from models.errors import UserError
 from pipeline import cli, summary
-from pipeline.config import LeanlineConfig, ModelConfig, load_config
-from pipeline.datasets import bundled_csv
-from pipeline.errors import UserError
-from pipeline.local_runner import LOCK_FILE, METADATA_FILE, run_local
-from pipeline.preflight import check_inputs, example_gen_path
+from pipeline.config import LeanlineConfig, load_config
+from pipeline.inputs.checks import check_inputs
+from pipeline.inputs.copies import example_gen_path
+from pipeline.inputs.datasets import bundled_csv
+from pipeline.layout import LOCK_FILE, METADATA_FILE
+from pipeline.local_runner import run_local
 from serving.check import check_servable
 from serving.versions import STAGING_PREFIX, existing_versions
 

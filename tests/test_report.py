@@ -24,7 +24,7 @@ from tfx import v1 as tfx
 
 from components.data_gate.executor import DataValidationError
 from pipeline.config import LeanlineConfig, load_config
-from pipeline.datasets import data_path
+from pipeline.inputs.datasets import data_path
 from pipeline.local_runner import local_beam_args
 from pipeline.pipeline import create_pipeline
 from pipeline.progress import run_progress
@@ -499,7 +499,7 @@ def test_report_renders_in_headless_chromium(full_run):
 
 @pytest.mark.slow
 def test_runs_lists_the_run(full_run, capsys):
-    from pipeline.report import cli
+    from pipeline.cli import report as cli
 
     config, summary, _ = full_run
     parser = argparse.ArgumentParser()
@@ -520,7 +520,7 @@ def test_runs_lists_the_run(full_run, capsys):
 
 @pytest.mark.slow
 def test_report_command_rewrites_the_page(full_run, tmp_path, capsys):
-    from pipeline.report import cli
+    from pipeline.cli import report as cli
 
     config, _, report = full_run
     config_file = tmp_path / "penguins.yaml"
@@ -539,8 +539,9 @@ def test_report_command_rewrites_the_page(full_run, tmp_path, capsys):
 
 @pytest.mark.slow
 def test_report_takes_the_run_directory_alone(full_run, capsys):
-    from pipeline.config import RUN_CONFIG_FILE, load_run_config
-    from pipeline.report import cli
+    from pipeline.cli import report as cli
+    from pipeline.config import load_run_config
+    from pipeline.layout import RUN_CONFIG_FILE
 
     config, _, report = full_run
     saved = load_run_config(config.output_path)

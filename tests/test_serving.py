@@ -30,18 +30,19 @@ from tf_serving_double import serve_models
 from tfx import v1 as tfx
 from tfx.types import artifact_utils, standard_artifacts
 
-from components.compressor.executor import (
+from components.compressor.spec import (
     END_TO_END_AGREEMENT_PROPERTY,
     TFLITE_INPUTS_PROPERTY,
     tflite_model_path,
 )
-from components.serving_pusher import ServingPusher
 from components.serving_pusher import executor as pusher
+from components.serving_pusher.component import ServingPusher
 from models.common.data import read_split_examples
 from models.common.export import CLASSES_FILE
+from models.errors import UserError
+from pipeline.cli import serving as cli
 from pipeline.config import LeanlineConfig
-from pipeline.errors import UserError
-from serving import cli, client
+from serving import client
 from serving.check import check_servable
 from serving.configs import BatchingParameters, write_serving_configs
 from serving.manifests import write_serving_manifests

@@ -6,8 +6,8 @@ import tensorflow as tf
 from tensorflow_model_analysis.proto import metrics_for_slice_pb2
 
 from components.slice_gate.executor import slice_failures
-from pipeline.config import ThresholdsConfig
-from pipeline.slice_order import slice_order, value_order
+from components.slice_gate.spec import slice_order, value_order
+from models.config import ThresholdsConfig
 
 
 def test_numbers_sort_as_numbers_and_text_after_them():

@@ -8,8 +8,9 @@ import pytest
 import yaml
 
 from models.common.schedule import TARGET_STEPS, fine_tune_epochs, fitted_training
-from pipeline.config import CompressionConfig, LeanlineConfig, TrainingConfig
-from pipeline.errors import UserError
+from models.config import CompressionConfig, TrainingConfig
+from models.errors import UserError
+from pipeline.config import LeanlineConfig
 from pipeline.gate_resolution import fit_gates, resolution_words
 
 

@@ -227,7 +227,7 @@ def test_the_example_module_follows_the_contract():
 
 
 def test_a_regression_label_must_hold_numbers_before_the_run(tmp_path):
-    from pipeline.preflight import InputDataError, check_inputs
+    from pipeline.inputs.checks import InputDataError, check_inputs
 
     data = tmp_path / "fares.csv"
     data.write_text("trip_miles,trip_seconds,fare\n1.2,300,$7.25\n3.4,900,12.50\n")
@@ -255,7 +255,7 @@ def test_a_built_model_must_fit_the_task_and_a_regressor_answers_in_label_units(
     import tf_keras as keras
 
     from models.common.train import check_model_output, in_label_units
-    from pipeline.errors import UserError
+    from models.errors import UserError
 
     model_cfg = load_config(CONFIGS / "taxi_fare.yaml").model
     inputs = keras.Input(shape=(2,), name="x_xf")

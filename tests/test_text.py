@@ -30,6 +30,7 @@ from models.common.export import OUTPUTS_KEY
 from models.common.features import ModelInput, model_inputs
 from models.common.measurement import tflite_size
 from models.common.tflite import TfliteModel
+from models.config import DistillationConfig, EncoderConfig, ModelConfig
 from models.text.model import build_model
 from models.text.preprocessing import TOKEN_IDS_KEY, TOKENS_VOCABULARY
 from models.text.tokenizer import (
@@ -45,14 +46,8 @@ from models.text.tokenizer import (
     write_tokenizer,
 )
 from pipeline import cli
-from pipeline.config import (
-    ConfigError,
-    DistillationConfig,
-    EncoderConfig,
-    ModelConfig,
-    load_config,
-)
-from pipeline.datasets import bundled_csv
+from pipeline.config import ConfigError, load_config
+from pipeline.inputs.datasets import bundled_csv
 from pipeline.local_runner import run_local
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -252,7 +247,7 @@ def test_without_compression_the_tflite_still_ships_with_its_tokenizer(
 ):
     from tfx import v1 as tfx
 
-    from components.compressor import CompressionReport
+    from components.compressor.component import CompressionReport
     from pipeline.summary import custom_properties, open_store, tflite_figures
 
     pipeline = compressor_pipeline(
@@ -485,7 +480,7 @@ def test_a_search_skips_qat_candidates_tfmot_cannot_build_for_the_encoder():
     from models.common import search as search_module
     from models.common.fine_tuning import FineTuning
     from models.common.quantization import QatUnsupported, fake_quantized
-    from pipeline.config import CompressionConfig
+    from models.config import CompressionConfig
 
     model = ModelConfig(
         family="text",

@@ -16,7 +16,7 @@ from components.compressor.tflite_examples import tflite_input_name, with_tflite
 from models.common.data import raw_rows
 from models.common.export import MISSING_VALUES, is_present
 from models.common.tflite_format import tf_serving_signatures, with_tf_serving_signatures
-from pipeline.errors import UserError
+from models.errors import UserError
 from serving.check import check_servable
 from serving.warmup import warmup_records, write_warmup_requests
 

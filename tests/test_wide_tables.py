@@ -18,13 +18,13 @@ import tensorflow as tf
 import tensorflow_transform as tft
 import tensorflow_transform.beam as tft_beam
 
+from models.config import ModelConfig
 from models.tabular.preprocessing import (
     BUCKETIZED_KEY,
     CATEGORICAL_INT_KEY,
     NUMERIC_KEY,
     transform_features,
 )
-from pipeline.config import ModelConfig
 
 ROWS = 300
 

@@ -23,7 +23,7 @@ from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionP
 from tfx.utils import json_utils
 
 from components.compressor import executor
-from components.compressor.executor import (
+from components.compressor.spec import (
     COMPRESSED_MODEL_KEY,
     COMPRESSION_REPORT_KEY,
     CUSTOM_CONFIG_KEY,
@@ -60,7 +60,7 @@ class CompressorSpec(ComponentSpec):
     OUTPUTS = {
         COMPRESSED_MODEL_KEY: ChannelParameter(type=standard_artifacts.Model),
         COMPRESSION_REPORT_KEY: ChannelParameter(type=CompressionReport),
-        # Written only with an end-to-end TFLite (pipeline.config.gates_judge_tflite).
+        # Written only with an end-to-end TFLite (models.config.gates_judge_tflite).
         FLOAT_MODEL_KEY: ChannelParameter(type=standard_artifacts.Model),
         TFLITE_EXAMPLES_KEY: ChannelParameter(type=standard_artifacts.Examples),
     }

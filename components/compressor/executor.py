@@ -31,10 +31,8 @@ next to its float TFLite conversion, and the report says so.
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
-from collections.abc import Callable
 from typing import Any
 
 import tensorflow as tf
@@ -45,114 +43,57 @@ from tfx.dsl.components.base import base_beam_executor
 from tfx.types import artifact_utils, standard_artifact_utils
 from tfx.utils import io_utils, json_utils, path_utils
 
+from components.compressor.spec import (
+    COMPRESSED_MODEL_KEY,
+    COMPRESSED_TFLITE_ZIPPED_PROPERTY,
+    COMPRESSION_REPORT_KEY,
+    CUSTOM_CONFIG_KEY,
+    ENABLED_PROPERTY,
+    END_TO_END_AGREEMENT_PROPERTY,
+    END_TO_END_FLOAT_PROPERTIES,
+    END_TO_END_KEY,
+    END_TO_END_PREFIX,
+    EVAL_ROWS_PROPERTY,
+    EXAMPLES_KEY,
+    FLOAT_MODEL_KEY,
+    FLOAT_PROPERTIES,
+    FLOAT_TFLITE_ZIPPED_PROPERTY,
+    MODEL_KEY,
+    QUALITY_METRIC_PROPERTY,
+    RAW_EXAMPLES_KEY,
+    RAW_INPUTS,
+    RECIPE_PROPERTY,
+    REPORT_JSON,
+    REPORT_MARKDOWN,
+    SEARCH_KEY,
+    SEARCH_TRIALS_PROPERTY,
+    SHIPPED_TFLITE_INPUTS_PROPERTY,
+    TFLITE_DIR,
+    TFLITE_EXAMPLES_KEY,
+    TFLITE_INPUTS_PROPERTY,
+    TFMA_TFLITE_FILE,
+    TOKEN_IDS_INPUTS,
+    TOKENIZED_TFLITE_KEY,
+    TRANSFORM_GRAPH_KEY,
+    TRANSFORMED_INPUTS,
+    TRANSFORMED_INPUTS_TFLITE_FILE,
+    tflite_model_path,
+)
 from components.compressor.tflite_examples import write_tflite_examples
-from models.common import compression, compression_report, measurement, search, tflite
+from models.common import compression, compression_report, measurement, tflite
+from models.common.compress import compress_as_configured
 from models.common.data import read_split_examples
-from models.common.distillation import distill
 from models.common.end_to_end import EndToEnd, build_end_to_end, end_to_end_markdown
 from models.common.export import export_serving_model, keras_model_path
-from models.common.features import (
-    compression_config,
-    model_config,
-    model_inputs,
-    training_config,
-)
+from models.common.search import SearchResult
+from models.config import CompressionConfig, ModelConfig, gates_judge_tflite
 from models.custom.loader import load_module
+from models.custom_config import compression_config, model_config, training_config
 from models.text.tokenized_tflite import (
     check_tokenizer,
     tokenized_markdown,
     write_model_tokenizer,
 )
-from pipeline.config import CompressionConfig, ModelConfig, gates_judge_tflite
-from pipeline.errors import UserError
-
-MODEL_KEY = "model"
-TRANSFORM_GRAPH_KEY = "transform_graph"
-EXAMPLES_KEY = "examples"
-CUSTOM_CONFIG_KEY = "custom_config"
-COMPRESSED_MODEL_KEY = "compressed_model"
-COMPRESSION_REPORT_KEY = "compression_report"
-FLOAT_MODEL_KEY = "float_model"
-TFLITE_EXAMPLES_KEY = "tflite_examples"
-
-TFLITE_DIR = "Format-TFLite"
-TFLITE_FILE = "model.tflite"
-# The model alone, on Transform's outputs: for clients that transform features themselves.
-TRANSFORMED_INPUTS_TFLITE_FILE = "transformed_inputs.tflite"
-# Where TFMA reads a `tf_lite` model: this file in the model's serving directory.
-TFMA_TFLITE_FILE = "tflite"
-RAW_EXAMPLES_KEY = "raw_examples"
-END_TO_END_KEY = "end_to_end"
-# Custom properties of compressed_model: what its TFLite takes (below), and
-# a classifier's end-to-end TFLite's class agreement with the SavedModel on eval rows.
-TFLITE_INPUTS_PROPERTY = "tflite_inputs"
-# What the shipped TFLite takes: raw features (end to end), transformed features (the
-# model part alone), or token ids (with its tokenizer beside it).
-RAW_INPUTS = "raw"
-TRANSFORMED_INPUTS = "transformed"
-TOKEN_IDS_INPUTS = "token_ids"
-# Each, in words for people (the run summary, the report).
-TFLITE_INPUTS_WORDS = {
-    RAW_INPUTS: "end to end, raw features in and the Transform inside, as TF Serving serves "
-    "it with --prefer_tflite_model and devices run it",
-    TRANSFORMED_INPUTS: "the model alone on transformed features; this run ships no "
-    "end-to-end TFLite",
-    TOKEN_IDS_INPUTS: "on token ids, with tokenizer.json and vocabulary.txt beside it",
-}
-MODEL_PART_WORDS = "the model alone on transformed features"
-TOKENIZED_TFLITE_KEY = "tokenized_tflite"
-# The share of eval rows on which the shipped TFLite, fed as a client feeds it (raw
-# features, or the shipped tokenizer's ids of the raw text), and the SavedModel predict
-# the same class. (Named when only end-to-end TFLite models had it.)
-END_TO_END_AGREEMENT_PROPERTY = "end_to_end_class_agreement"
-SEARCH_KEY = "search"
-REPORT_JSON = "report.json"
-REPORT_MARKDOWN = "report.md"
-
-# Custom properties of the compression_report artifact. Those without a prefix are the
-# model part's (the model alone, on transformed features: `transformed_inputs.tflite`),
-# what compression changes: its compressed TFLite against the float TFLite, quality the
-# float Keras model's against the compressed TFLite's. They are the shipped file's figures
-# too except where the shipped `model.tflite` is the end-to-end one, which holds the
-# Transform as well: its figures, against the float end-to-end TFLite, carry the same
-# names with END_TO_END_PREFIX.
-ENABLED_PROPERTY = "compression_enabled"
-FLOAT_PROPERTIES = (
-    "tflite_zipped_ratio",
-    "saved_model_zipped_ratio",
-    "float_quality",
-    "compressed_quality",
-    "quality_change",
-    "quality_relative_change",
-)
-# Which quality the float properties hold: accuracy, or mean_absolute_error (regression).
-QUALITY_METRIC_PROPERTY = "quality_metric"
-FLOAT_TFLITE_ZIPPED_PROPERTY = "float_tflite_zipped_bytes"
-# The recipe that built the compressed model, in words (the search's choice, or the config's).
-RECIPE_PROPERTY = "compression_recipe"
-SEARCH_TRIALS_PROPERTY = "search_trials"
-COMPRESSED_TFLITE_ZIPPED_PROPERTY = "compressed_tflite_zipped_bytes"
-# How many eval rows the quality figures are measured on.
-EVAL_ROWS_PROPERTY = "eval_rows"
-END_TO_END_PREFIX = "end_to_end_"
-# The end-to-end file has no SavedModel of its own to compare sizes with.
-END_TO_END_FLOAT_PROPERTIES = tuple(
-    name for name in FLOAT_PROPERTIES if name != "saved_model_zipped_ratio"
-)
-# What the shipped `model.tflite` takes, as compressed_model's TFLITE_INPUTS_PROPERTY says.
-SHIPPED_TFLITE_INPUTS_PROPERTY = "shipped_tflite_inputs"
-
-
-def tflite_model_path(model_uri: str) -> str:
-    """Where a compressed Model artifact keeps the TFLite model it ships: the end-to-end
-    one (raw features in) where the family has one, else the model alone."""
-    return os.path.join(model_uri, TFLITE_DIR, TFLITE_FILE)
-
-
-def tflite_takes_raw_features(model: types.Artifact) -> bool:
-    """Whether a compressed Model's TFLite is the end-to-end one, which TF Serving can
-    serve beside the SavedModel (the same `serving_raw` signature)."""
-    return model.get_string_custom_property(TFLITE_INPUTS_PROPERTY) == RAW_INPUTS
 
 
 def _write_tflite(model_uri: str, model_only: bytes, end_to_end: EndToEnd | None) -> None:
@@ -329,34 +270,47 @@ def _record_end_to_end(report_artifact: types.Artifact, summary: dict[str, Any])
     )
 
 
-def _student_builder(
-    model: ModelConfig, tf_transform_output: tft.TFTransformOutput
-) -> Callable[[ModelConfig], keras.Model]:
-    """Builds a student: the model's own build_model with the student's sizes."""
-    build_model = importlib.import_module(f"models.{model.package}.model").build_model
-    inputs = model_inputs(tf_transform_output)
-    return lambda student: build_model(inputs, student)
+def _write_full_report(
+    report_uri: str,
+    report: compression_report.Report,
+    searched: SearchResult | None,
+    end_to_end: EndToEnd | None,
+    tokenized: dict[str, Any] | None,
+) -> None:
+    """report.json and report.md: the measured report, then the search's trials, the
+    end-to-end TFLite's figures and the tokenizer's check, where the run has them."""
+    report_json = report.to_json()
+    markdown = report.to_markdown()
+    if searched is not None:
+        report_json[SEARCH_KEY] = searched.to_json()
+        markdown += "\n" + searched.markdown()
+    if end_to_end is not None:
+        report_json[END_TO_END_KEY] = end_to_end.summary
+        markdown += end_to_end_markdown(end_to_end.summary)
+    if tokenized is not None:
+        report_json[TOKENIZED_TFLITE_KEY] = tokenized
+        markdown += tokenized_markdown(tokenized)
+    _write_report(report_uri, report_json, markdown)
 
 
-def compress_as_configured(
-    float_model: keras.Model,
-    model: ModelConfig,
-    config: CompressionConfig,
-    inputs: compression.CompressionInputs,
-    tf_transform_output: tft.TFTransformOutput,
-) -> tuple[compression.CompressedModel, CompressionConfig, search.SearchResult | None]:
-    """The compressed model, the fixed recipe that built it, and the search that chose
-    it (None for a fixed recipe). A search with no candidate within budget stops the run."""
-    build_student = _student_builder(model, tf_transform_output)
-    if config.search is not None:
-        searched = search.search(float_model, build_student, model, config, inputs)
-        if searched.chosen is None or searched.chosen_recipe is None:
-            raise UserError(searched.nothing_found())
-        return searched.chosen, searched.chosen_recipe, searched
-    start = float_model
-    if config.distillation is not None:
-        start = distill(float_model, build_student, config.distillation, inputs.fine_tuning)
-    return compression.compress(start, config, inputs.fine_tuning, inputs.calibration), config, None
+def _record_report(
+    report_artifact: types.Artifact,
+    report: compression_report.Report,
+    compressed_artifact: types.Artifact,
+    searched: SearchResult | None,
+    end_to_end: EndToEnd | None,
+) -> None:
+    """The compression report's custom properties, which the run summary reads."""
+    _record_headline(report_artifact, report)
+    _record_shipped_inputs(report_artifact, compressed_artifact)
+    if end_to_end is not None:
+        _record_end_to_end(report_artifact, end_to_end.summary)
+    report_artifact.set_string_custom_property(RECIPE_PROPERTY, report.recipe)
+    if searched is not None:
+        report_artifact.set_int_custom_property(
+            SEARCH_TRIALS_PROPERTY,
+            sum(trial.zipped_bytes is not None for trial in searched.trials),
+        )
 
 
 class Executor(base_beam_executor.BaseBeamExecutor):
@@ -461,25 +415,5 @@ class Executor(base_beam_executor.BaseBeamExecutor):
                         for name, spec in tf_transform_output.raw_feature_spec().items()
                     },
                 )
-        report_json = report.to_json()
-        markdown = report.to_markdown()
-        if searched is not None:
-            report_json[SEARCH_KEY] = searched.to_json()
-            markdown += "\n" + searched.markdown()
-        if end_to_end is not None:
-            report_json[END_TO_END_KEY] = end_to_end.summary
-            markdown += end_to_end_markdown(end_to_end.summary)
-        if tokenized is not None:
-            report_json[TOKENIZED_TFLITE_KEY] = tokenized
-            markdown += tokenized_markdown(tokenized)
-        _write_report(report_artifact.uri, report_json, markdown)
-        _record_headline(report_artifact, report)
-        _record_shipped_inputs(report_artifact, compressed_artifact)
-        if end_to_end is not None:
-            _record_end_to_end(report_artifact, end_to_end.summary)
-        report_artifact.set_string_custom_property(RECIPE_PROPERTY, report.recipe)
-        if searched is not None:
-            report_artifact.set_int_custom_property(
-                SEARCH_TRIALS_PROPERTY,
-                sum(trial.zipped_bytes is not None for trial in searched.trials),
-            )
+        _write_full_report(report_artifact.uri, report, searched, end_to_end, tokenized)
+        _record_report(report_artifact, report, compressed_artifact, searched, end_to_end)

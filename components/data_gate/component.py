@@ -10,8 +10,7 @@ from tfx.types import standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ComponentSpec
 
 from components.data_gate import executor
-
-ANOMALIES_KEY = "anomalies"
+from components.data_gate.spec import ANOMALIES_KEY
 
 
 class DataGateSpec(ComponentSpec):

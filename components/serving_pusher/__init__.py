@@ -1,5 +1,5 @@
-"""ServingPusher: publishes a blessed compressed model as a new TF Serving version."""
+"""ServingPusher: publishes a blessed compressed model as a new TF Serving version.
 
-from components.serving_pusher.component import ServingPusher
-
-__all__ = ["ServingPusher"]
+Import-free: `spec` (names, no TensorFlow), `component` (the TFX component) and
+`executor` are imported by their own paths, so reading a name loads no TensorFlow.
+"""

@@ -17,7 +17,7 @@ from tfx.types import standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionParameter
 
 from components.serving_pusher import executor
-from components.serving_pusher.executor import (
+from components.serving_pusher.spec import (
     COMPRESSION_BLESSING_KEY,
     COMPRESSION_EVALUATION_KEY,
     EXAMPLES_KEY,

@@ -37,37 +37,41 @@ from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils
 from tfx.utils import path_utils
 
-from components.compressor.executor import (
+from components.compressor.spec import (
     END_TO_END_AGREEMENT_PROPERTY,
     TFLITE_FILE,
     TFMA_TFLITE_FILE,
     tflite_model_path,
     tflite_takes_raw_features,
 )
-from components.slice_gate.executor import SLICE_FAILURES_PROPERTY, slice_name
+from components.serving_pusher.spec import (
+    ALREADY_PUSHED_PROPERTY,
+    COMPRESSION_BLESSING_KEY,
+    COMPRESSION_EVALUATION_KEY,
+    EXAMPLES_KEY,
+    MIN_TFLITE_AGREEMENT_KEY,
+    MODEL_BLESSING_KEY,
+    MODEL_EVALUATION_KEY,
+    MODEL_KEY,
+    MODEL_NAME_KEY,
+    NOT_PUSHED_REASON_PROPERTY,
+    PUSH_SUMMARY_FILE,
+    PUSHED_DESTINATION_PROPERTY,
+    PUSHED_MODEL_KEY,
+    PUSHED_PROPERTY,
+    PUSHED_VERSION_PROPERTY,
+    SERVING_MODEL_DIR_KEY,
+    TFLITE_MODEL_DIR_KEY,
+    WARMUP_REQUESTS_KEY,
+)
+from components.slice_gate.spec import SLICE_FAILURES_PROPERTY, slice_name
 from models.common.data import read_split_examples
 from models.common.export import raw_specs, saved_classes
+from models.errors import UserError
 from models.text.tokenizer import tokenizer_files
-from pipeline.errors import UserError
 from serving.check import ServableReport, check_servable
 from serving.versions import existing_versions, publish_version
 from serving.warmup import warmup_records, write_warmup_requests
-
-MODEL_KEY = "model"
-COMPRESSION_BLESSING_KEY = "compression_blessing"
-MODEL_BLESSING_KEY = "model_blessing"
-COMPRESSION_EVALUATION_KEY = "compression_evaluation"
-MODEL_EVALUATION_KEY = "model_evaluation"
-EXAMPLES_KEY = "examples"
-PUSHED_MODEL_KEY = "pushed_model"
-SERVING_MODEL_DIR_KEY = "serving_model_dir"
-TFLITE_MODEL_DIR_KEY = "tflite_model_dir"
-WARMUP_REQUESTS_KEY = "warmup_requests"
-MODEL_NAME_KEY = "model_name"
-MIN_TFLITE_AGREEMENT_KEY = "min_tflite_agreement"
-ALREADY_PUSHED_PROPERTY = "already_pushed"
-
-PUSH_SUMMARY_FILE = "push.json"
 
 # How a change threshold reads: how far the metric may move vs the baseline.
 _CHANGE_BOUND = {
@@ -364,12 +368,12 @@ def _record(
     not_pushed_reason: str | None = None,
     already_pushed: bool = False,
 ) -> None:
-    pushed_model.set_int_custom_property("pushed", int(pushed))
+    pushed_model.set_int_custom_property(PUSHED_PROPERTY, int(pushed))
     # Nothing refused: the model already is the last pushed one (the run summary's exit 0).
     pushed_model.set_int_custom_property(ALREADY_PUSHED_PROPERTY, int(already_pushed))
     if destination is not None:
-        pushed_model.set_string_custom_property("pushed_destination", destination)
+        pushed_model.set_string_custom_property(PUSHED_DESTINATION_PROPERTY, destination)
     if version is not None:
-        pushed_model.set_string_custom_property("pushed_version", str(version))
+        pushed_model.set_string_custom_property(PUSHED_VERSION_PROPERTY, str(version))
     if not_pushed_reason is not None:
-        pushed_model.set_string_custom_property("not_pushed_reason", not_pushed_reason)
+        pushed_model.set_string_custom_property(NOT_PUSHED_REASON_PROPERTY, not_pushed_reason)

@@ -1,5 +1,5 @@
-"""SliceGate: the compression gate's verdict on each large enough slice."""
+"""SliceGate: the compression gate's verdict on each large enough slice.
 
-from components.slice_gate.component import SliceGate
-
-__all__ = ["SliceGate"]
+Import-free: `spec` (names, no TensorFlow), `component` (the TFX component) and
+`executor` are imported by their own paths, so reading a name loads no TensorFlow.
+"""

@@ -17,13 +17,13 @@ from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionP
 from tfx.utils import json_utils
 
 from components.slice_gate import executor
-from components.slice_gate.executor import (
+from components.slice_gate.spec import (
     BLESSING_KEY,
     EVALUATION_KEY,
     EVALUATOR_BLESSING_KEY,
     THRESHOLDS_KEY,
 )
-from pipeline.config import ThresholdsConfig
+from models.config import ThresholdsConfig
 
 
 class SliceGateSpec(ComponentSpec):

@@ -9,25 +9,26 @@ from typing import Any
 
 import tensorflow_model_analysis as tfma
 from absl import logging
-from tensorflow_model_analysis.proto import metrics_for_slice_pb2
 from tfx import types
 from tfx.components.evaluator import constants as evaluator_constants
 from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils
 from tfx.utils import io_utils, json_utils
 
-from pipeline.config import ThresholdsConfig
-from pipeline.slice_order import proto_slice_pairs, slice_order
-
-EVALUATION_KEY = "evaluation"
-EVALUATOR_BLESSING_KEY = "evaluator_blessing"
-BLESSING_KEY = "blessing"
-THRESHOLDS_KEY = "thresholds"
-# The blessing's custom property listing the slices that failed, one per line.
-SLICE_FAILURES_PROPERTY = "slice_failures"
-EXAMPLE_COUNT = "example_count"
-# TFMA's model names in leanline's eval configs (pipeline.evaluation).
-CANDIDATE, BASELINE = "candidate", "baseline"
+from components.slice_gate.spec import (
+    BASELINE,
+    BLESSING_KEY,
+    CANDIDATE,
+    EVALUATION_KEY,
+    EVALUATOR_BLESSING_KEY,
+    EXAMPLE_COUNT,
+    SLICE_FAILURES_PROPERTY,
+    THRESHOLDS_KEY,
+    proto_slice_pairs,
+    slice_name,
+    slice_order,
+)
+from models.config import ThresholdsConfig
 
 
 @dataclass(frozen=True)
@@ -38,17 +39,9 @@ class SliceResult:
     baseline: float
 
 
-def slice_name(slice_key: metrics_for_slice_pb2.SliceKey) -> str:
-    """`column=value, ...`, values as they read in the data."""
-    return ", ".join(
-        f"{column}={value.decode() if isinstance(value, bytes) else value}"
-        for column, value in proto_slice_pairs(slice_key)
-    )
-
-
 def slice_results(evaluation_uri: str, metric: str) -> Iterator[SliceResult]:
     """Each slice but the overall one with its row count and `metric` for both models,
-    in natural order (pipeline.slice_order); slices missing either value (no baseline, a
+    in natural order (components.slice_gate.spec.slice_order); slices missing either value (no baseline, a
     TFMA error) are left out."""
     for per_slice in sorted(
         tfma.load_metrics(evaluation_uri),

@@ -32,7 +32,7 @@ from models.common.quantization import quantization_aware
 from models.common.schedule import fine_tune_epochs, fitted_training
 from models.common.tflite import Features, TfliteOptimization, num_rows, to_tflite
 from models.common.train import steps_per_epoch
-from pipeline.config import (
+from models.config import (
     CompressionConfig,
     ModelConfig,
     Quantization,

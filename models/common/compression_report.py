@@ -33,7 +33,7 @@ from models.common.quality import (
     quality_change_words,
 )
 from models.common.tflite import INTERPRETER, TFLITE_THREADS, TfliteModel, to_tflite
-from pipeline.config import CompressionConfig, ModelConfig
+from models.config import CompressionConfig, ModelConfig
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ import tensorflow_transform as tft
 
 from models.common.export import MISSING_VALUES
 from models.common.features import LABEL_KEY
-from pipeline.errors import UserError
+from models.errors import UserError
 
 SHUFFLE_BUFFER_SIZE = 10_000
 SHUFFLE_SEED = 42

@@ -21,7 +21,7 @@ import tf_keras as keras
 
 from models.common.fine_tuning import FineTuning
 from models.common.train import LABEL_SCALE_LAYER, RANDOM_SEED
-from pipeline.config import DistillationConfig, ModelConfig
+from models.config import DistillationConfig, ModelConfig
 
 # Probabilities are clipped this far from 0 and 1 before their logits are taken.
 _EPSILON = 1e-6

@@ -59,8 +59,8 @@ from models.common.tflite_format import (
     with_tf_serving_signatures,
     without_debug_strings,
 )
-from pipeline.config import ModelConfig
-from pipeline.errors import UserError
+from models.config import ModelConfig
+from models.errors import UserError
 
 RawTransform = Callable[[Mapping[str, tf.Tensor]], dict[str, tf.Tensor]]
 # How far a float feature of the builtin Transform may be from TFT's (float32 rounding).

@@ -36,7 +36,7 @@ from tensorflow.core.protobuf import meta_graph_pb2
 from tensorflow_transform.saved.saved_transform_io_v2 import SavedModelLoader
 
 from models.common.features import LABEL_KEY, class_names
-from pipeline.errors import UserError
+from models.errors import UserError
 
 # The plain Keras model the Compressor starts from, next to Format-Serving.
 KERAS_MODEL_FILE = "keras_model.keras"

@@ -1,25 +1,18 @@
-"""Names shared by every model family, the typed config behind `custom_config`, and the
-values a Transform records in its graph for what follows it.
+"""Names shared by every model family, and the values a Transform records in its graph
+for what follows it (the typed config behind `custom_config` is models.custom_config's).
 
-Transform, Trainer and Compressor receive `pipeline.config.custom_config(config)`: plain
-JSON dicts of config sections. The functions here validate them back into the typed
-`pipeline.config` objects, so model code never reads raw dict keys. Values that only the
-Transform knows (analyzers' results; the class names of the label's ids) are named in
+Values that only the Transform knows (analyzers' results; the class names of the label's ids) are named in
 the transform graph (`analyzed`) and read back from it, so that the graph that computes
 the features stays their one record.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
-
-from pipeline.config import CompressionConfig, ModelConfig, TrainingConfig
 
 # Every preprocessing_fn outputs the label under this key: the class id (int64,
 # 0..num_classes-1), or for regression the number (float32).
@@ -97,26 +90,6 @@ def class_names(tf_transform_output: tft.TFTransformOutput) -> list[str] | None:
     order; None where it named none."""
     names = recorded_constants(tf_transform_output, [CLASS_NAMES]).get(CLASS_NAMES)
     return None if names is None else [name.decode() for name in names.tolist()]
-
-
-def _section(custom_config: Mapping[str, Any] | None, name: str) -> Mapping[str, Any]:
-    if not custom_config or name not in custom_config:
-        raise ValueError(
-            f"custom_config has no {name!r} section; pass pipeline.config.custom_config(config)"
-        )
-    return custom_config[name]
-
-
-def model_config(custom_config: Mapping[str, Any] | None) -> ModelConfig:
-    return ModelConfig.model_validate(_section(custom_config, "model"))
-
-
-def training_config(custom_config: Mapping[str, Any] | None) -> TrainingConfig:
-    return TrainingConfig.model_validate(_section(custom_config, "training"))
-
-
-def compression_config(custom_config: Mapping[str, Any] | None) -> CompressionConfig:
-    return CompressionConfig.model_validate(_section(custom_config, "compression"))
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ import tensorflow as tf
 import tf_keras as keras
 
 from models.common.train import compile_model
-from pipeline.config import ModelConfig
+from models.config import ModelConfig
 
 
 @dataclass(frozen=True)

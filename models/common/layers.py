@@ -7,7 +7,7 @@ from collections.abc import Mapping
 import tf_keras as keras
 
 from models.common.features import ModelInput
-from pipeline.config import ModelConfig
+from models.config import ModelConfig
 
 
 def keras_inputs(inputs: Mapping[str, ModelInput]) -> dict[str, keras.Input]:

@@ -17,8 +17,8 @@ import tensorflow_model_optimization as tfmot
 import tf_keras as keras
 
 from models.common.fine_tuning import FineTuning, fine_tune, rebuilt
-from pipeline.config import PruningConfig
-from pipeline.errors import UserError
+from models.config import PruningConfig
+from models.errors import UserError
 
 PRUNABLE_LAYERS: dict[str, tuple[type[keras.layers.Layer], ...]] = {
     "all": (keras.layers.Dense, keras.layers.Conv2D, keras.layers.Embedding),

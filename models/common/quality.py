@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from pipeline.config import ModelConfig
+from models.config import ModelConfig
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ import tensorflow_model_optimization as tfmot
 import tf_keras as keras
 
 from models.common.fine_tuning import FineTuning, fine_tune, rebuilt
-from pipeline.errors import UserError
+from models.errors import UserError
 
 _QUANTIZE_REGISTRY = tfmot.quantization.keras.default_8bit.Default8BitQuantizeRegistry()
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from pipeline.config import CompressionConfig, TrainingConfig
+from models.config import CompressionConfig, TrainingConfig
 
 # An unset batch holds about one row in this many, so an epoch is many steps.
 ROWS_PER_BATCH_STEP = 50

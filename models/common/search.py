@@ -48,7 +48,7 @@ from models.common.quality import (
 from models.common.quantization import QatUnsupported, fake_quantized
 from models.common.schedule import fine_tune_epochs
 from models.common.tflite import TfliteModel, take_rows, to_tflite
-from pipeline.config import (
+from models.config import (
     CompressionConfig,
     DistillationConfig,
     ModelConfig,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from pipeline.config import StrategyConfig
+from models.config import StrategyConfig
 
 
 def make_strategy(config: StrategyConfig) -> tf.distribute.Strategy:

@@ -30,17 +30,12 @@ from models.common.data import (
     transformed_dataset,
 )
 from models.common.export import export_serving_model, keras_model_path
-from models.common.features import (
-    LABEL_KEY,
-    ModelInput,
-    model_config,
-    model_inputs,
-    training_config,
-)
+from models.common.features import LABEL_KEY, ModelInput, model_inputs
 from models.common.schedule import fitted_training
 from models.common.strategy import is_chief, make_strategy, strategy_devices
-from pipeline.config import ModelConfig, TrainingConfig
-from pipeline.errors import UserError
+from models.config import ModelConfig, TrainingConfig
+from models.custom_config import model_config, training_config
+from models.errors import UserError
 
 BuildModel = Callable[[Mapping[str, ModelInput], ModelConfig], keras.Model]
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from pipeline.errors import UserError
+from models.errors import UserError
 
 # What a module defines: the contract the bundled families follow.
 MODULE_FUNCTIONS = {

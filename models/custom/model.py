@@ -10,8 +10,8 @@ from tfx.components.trainer.fn_args_utils import FnArgs
 
 from models.common.features import ModelInput
 from models.common.train import train_and_export
+from models.config import ModelConfig
 from models.custom.loader import module_function
-from pipeline.config import ModelConfig
 
 
 def build_model(inputs: Mapping[str, ModelInput], model: ModelConfig) -> keras.Model:

@@ -9,8 +9,9 @@ from typing import Any
 
 import tensorflow as tf
 
-from models.common.features import LABEL_KEY, model_config, with_class_names
+from models.common.features import LABEL_KEY, with_class_names
 from models.custom.loader import module_function
+from models.custom_config import model_config
 
 
 def preprocessing_fn(

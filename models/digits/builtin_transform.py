@@ -9,9 +9,9 @@ import tensorflow as tf
 import tensorflow_transform as tft
 
 from models.common.end_to_end import RawTransform, float_block
+from models.config import ModelConfig
 from models.digits.features import IMAGE_KEY, PIXEL_COLUMNS
 from models.digits.preprocessing import scaled_pixels
-from pipeline.config import ModelConfig
 
 
 def builtin_transform(

@@ -15,8 +15,8 @@ from tfx.components.trainer.fn_args_utils import FnArgs
 from models.common.features import ModelInput
 from models.common.layers import keras_inputs, model_output
 from models.common.train import train_and_export
+from models.config import ModelConfig
 from models.digits.features import IMAGE_KEY, IMAGE_SIDE
-from pipeline.config import ModelConfig
 
 
 def build_model(inputs: Mapping[str, ModelInput], model: ModelConfig) -> keras.Model:

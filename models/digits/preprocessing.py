@@ -7,7 +7,8 @@ from typing import Any
 
 import tensorflow as tf
 
-from models.common.features import LABEL_KEY, model_config
+from models.common.features import LABEL_KEY
+from models.custom_config import model_config
 from models.digits.features import IMAGE_KEY, MAX_PIXEL_VALUE, PIXEL_COLUMNS
 from models.tabular.preprocessing import Tensor, class_ids, stacked_floats
 

@@ -20,6 +20,7 @@ import tensorflow_transform as tft
 
 from models.common.end_to_end import RawTransform, float_block, vocabulary_ids
 from models.common.features import analyzed_constants, transformed_name
+from models.config import ModelConfig
 from models.tabular.preprocessing import (
     BUCKET_BOUNDARIES,
     BUCKET_FILL,
@@ -33,7 +34,6 @@ from models.tabular.preprocessing import (
     clip_ids,
     standardized,
 )
-from pipeline.config import ModelConfig
 
 
 def _vocabulary(tf_transform_output: tft.TFTransformOutput, column: str) -> np.ndarray:

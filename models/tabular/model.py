@@ -19,7 +19,7 @@ from tfx.components.trainer.fn_args_utils import FnArgs
 from models.common.features import ModelInput
 from models.common.layers import keras_inputs, model_output
 from models.common.train import train_and_export
-from pipeline.config import ModelConfig
+from models.config import ModelConfig
 
 
 def embedding_dim(num_categories: int, max_dim: int) -> int:

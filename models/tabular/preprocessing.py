@@ -32,15 +32,10 @@ import tensorflow_transform as tft
 # TFT's own mappers record id ranges through this; it has no public alias.
 from tensorflow_transform.schema_inference import set_tensor_schema_override
 
-from models.common.features import (
-    LABEL_KEY,
-    analyzed,
-    model_config,
-    transformed_name,
-    with_class_names,
-)
-from pipeline.config import LabelConfig, ModelConfig
-from pipeline.errors import UserError
+from models.common.features import LABEL_KEY, analyzed, transformed_name, with_class_names
+from models.config import LabelConfig, ModelConfig
+from models.custom_config import model_config
+from models.errors import UserError
 
 Tensor = tf.Tensor | tf.SparseTensor
 

@@ -7,7 +7,8 @@ from typing import Any
 
 import tensorflow as tf
 
-from models.common.features import LABEL_KEY, model_config, with_class_names
+from models.common.features import LABEL_KEY, with_class_names
+from models.custom_config import model_config
 from models.tabular.preprocessing import Tensor, dense, transform_features
 from models.taxi.features import BIG_TIP_FRACTION, FARE_COLUMN
 

@@ -24,9 +24,9 @@ from tfx.components.trainer.fn_args_utils import FnArgs
 from models.common.features import ModelInput
 from models.common.layers import keras_inputs, model_output
 from models.common.train import train_and_export
+from models.config import ModelConfig
 from models.text.preprocessing import TOKEN_IDS_KEY
 from models.text.tokenizer import PAD_ID
-from pipeline.config import ModelConfig
 
 
 def _encoder_block(x: tf.Tensor, model: ModelConfig, index: int) -> tf.Tensor:

@@ -10,10 +10,11 @@ import tensorflow as tf
 import tensorflow_transform as tft
 from tensorflow_transform.schema_inference import set_tensor_schema_override
 
-from models.common.features import LABEL_KEY, model_config, transformed_name
+from models.common.features import LABEL_KEY, transformed_name
+from models.config import ModelConfig
+from models.custom_config import model_config
 from models.tabular.preprocessing import Tensor, dense, label
 from models.text.tokenizer import PAD_ID, PAD_TOKEN, tokens
-from pipeline.config import ModelConfig
 
 # The vocabulary's name among Transform's assets (tft_output.vocabulary_file_by_name).
 TOKENS_VOCABULARY = "tokens"

@@ -22,9 +22,9 @@ from models.common.export import (
 )
 from models.common.measurement import predict_in_batches
 from models.common.tflite import TfliteModel
+from models.config import ModelConfig
 from models.text.preprocessing import TOKEN_IDS_KEY, TOKENS_VOCABULARY, texts_of
 from models.text.tokenizer import Tokenizer, TokenizerRule, write_tokenizer
-from pipeline.config import ModelConfig
 
 
 def eval_texts(examples: tf.Tensor, column: str, dtype: tf.dtypes.DType) -> list[str]:

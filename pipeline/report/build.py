@@ -17,6 +17,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 from pipeline.config import LeanlineConfig
+from pipeline.layout import (
+    METADATA_FILE,
+    REPORT_ASSETS_DIR,
+    REPORT_FILE,
+    SERVING_DIR,
+    SUMMARY_FILE,
+    TFLITE_DIR,
+)
 from pipeline.report.data import data_section, schema_section
 from pipeline.report.evaluation import evaluation_section
 from pipeline.report.graph import pipeline_nodes, pipeline_svg
@@ -24,9 +32,8 @@ from pipeline.report.markup import Markup, Section, badge, esc, note, page, para
 from pipeline.report.model import compression_section, serving_section, training_section
 from pipeline.report.result import result_section
 from pipeline.report.run import PipelineRun, load_run, open_existing_store
+from pipeline.summary import latest_run_context
 
-REPORT_FILE = "report.html"
-ASSETS_DIR = "report"
 SECTION_TITLES = {
     "result": "Result",
     "pipeline": "Pipeline",
@@ -43,17 +50,13 @@ log = logging.getLogger(__name__)
 
 def latest_run(output_dir: Path, pipeline_name: str) -> PipelineRun | None:
     """The latest run of `pipeline_name` recorded under `output_dir`, if any."""
-    from pipeline import local_runner, summary
-
-    store = open_existing_store(output_dir / local_runner.METADATA_FILE)
-    context = summary.latest_run_context(store, pipeline_name) if store else None
+    store = open_existing_store(output_dir / METADATA_FILE)
+    context = latest_run_context(store, pipeline_name) if store else None
     return load_run(store, context) if context else None
 
 
 def _run_error(output_dir: Path, run: PipelineRun) -> str | None:
     """The error `run_local` recorded for this run in run_summary.json, if any."""
-    from pipeline.summary import SUMMARY_FILE
-
     path = output_dir / SUMMARY_FILE
     if not path.is_file():
         return None
@@ -100,11 +103,9 @@ def _build(anchor: str, build: Callable[[], Markup]) -> Section:
 def write_report(output_dir: Path, config: LeanlineConfig) -> Path:
     """Writes `<output_dir>/report.html` (plus PNGs in `<output_dir>/report/`) for the
     latest run of `config`'s pipeline there; returns the page's path."""
-    from pipeline.pipeline import SERVING_DIR, TFLITE_DIR
-
     output_dir = Path(output_dir)
     run = latest_run(output_dir, config.name)
-    assets = output_dir / ASSETS_DIR
+    assets = output_dir / REPORT_ASSETS_DIR
     assets.mkdir(parents=True, exist_ok=True)
     sections = [
         _build(

@@ -6,21 +6,22 @@ import os
 from collections.abc import Sequence
 
 from ml_metadata.proto import metadata_store_pb2
+from tensorflow_data_validation.utils import stats_util
 from tensorflow_metadata.proto.v0 import schema_pb2, statistics_pb2
+from tfx.components.schema_gen.executor import DEFAULT_FILE_NAME
+from tfx.types import artifact_utils
+from tfx.utils import io_utils
 
+from components.data_gate.anomalies import describe_anomalies
+from pipeline.layout import DATA_GATE, EXAMPLE_VALIDATOR, SCHEMA_PRODUCERS, STATISTICS_GEN
 from pipeline.report.markup import Markup, bullets, heading, note, number, paragraph, percent, table
 from pipeline.report.run import PipelineRun
 
-STATISTICS_GEN = "StatisticsGen"
-EXAMPLE_VALIDATOR = "ExampleValidator"
-DATA_GATE = "DataGate"
-SCHEMA_PRODUCERS = ("SchemaGen", "ImportSchemaGen")
 _TOP_VALUES = 3
 _DOMAIN_VALUES = 8
 
 
 def split_names(artifact: metadata_store_pb2.Artifact) -> list[str]:
-    from tfx.types import artifact_utils
 
     return artifact_utils.decode_split_names(artifact.properties["split_names"].string_value)
 
@@ -57,7 +58,6 @@ def _feature_row(feature: statistics_pb2.FeatureNameStatistics, num_examples: in
 
 
 def _split_statistics(split: str, path: str) -> Markup:
-    from tensorflow_data_validation.utils import stats_util
 
     dataset = stats_util.load_stats_binary(path).datasets[0]
     rows = [_feature_row(feature, dataset.num_examples) for feature in dataset.features]
@@ -72,7 +72,6 @@ def _split_statistics(split: str, path: str) -> Markup:
 
 
 def _anomalies(run: PipelineRun) -> Markup:
-    from components.data_gate.executor import describe_anomalies
 
     anomalies = run.artifact(EXAMPLE_VALIDATOR, "anomalies")
     if anomalies is None:
@@ -151,8 +150,6 @@ def schema_section(run: PipelineRun | None) -> Markup:
     artifact = _schema_artifact(run) if run else None
     if artifact is None:
         return note("No schema: the schema component did not run.")
-    from tfx.components.schema_gen.executor import DEFAULT_FILE_NAME
-    from tfx.utils import io_utils
 
     schema = io_utils.SchemaReader().read(os.path.join(artifact.uri, DEFAULT_FILE_NAME))
     rows = [

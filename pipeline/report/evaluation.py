@@ -9,8 +9,19 @@ import math
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from pipeline.evaluation import BASELINE, CANDIDATE, TFLITE_MODEL_TYPE
-from pipeline.pipeline import (
+from google.protobuf import json_format
+from tensorflow_model_analysis.proto import config_pb2
+
+from components.slice_gate.spec import (
+    BASELINE,
+    CANDIDATE,
+    SLICE_FAILURES_PROPERTY,
+    proto_slice_pairs,
+    slice_order,
+)
+from pipeline.config import metric_name
+from pipeline.evaluation import TFLITE_MODEL_TYPE
+from pipeline.layout import (
     EVALUATE_COMPRESSION,
     EVALUATE_TFLITE_VS_BLESSED,
     EVALUATE_VS_BLESSED,
@@ -28,7 +39,6 @@ from pipeline.report.markup import (
     table,
 )
 from pipeline.report.run import PipelineRun, custom_property
-from pipeline.slice_order import proto_slice_pairs, slice_order
 
 OVERALL = "Overall"
 # Metrics TFMA adds next to the candidate's (candidate minus baseline) and the row count.
@@ -80,8 +90,8 @@ def _slice_name(slice_key: Iterable[tuple[str, Any]]) -> str:
 
 
 def _load_metrics(uri: str, model: str | None) -> dict[str, Metrics]:
-    """Metrics by slice name, in natural order (pipeline.slice_order): overall first."""
-    import tensorflow_model_analysis as tfma
+    """Metrics by slice name, in natural order (components.slice_gate.spec.slice_order): overall first."""
+    import tensorflow_model_analysis as tfma  # all of TFMA (Beam): not for `leanline runs`
 
     by_slice: dict[str, Metrics] = {}
     for slice_key, by_output in sorted(
@@ -110,7 +120,6 @@ def _bound(threshold: Any) -> str:
 
 
 def _describe_threshold(metric: str, threshold: Any) -> list[str]:
-    from tensorflow_model_analysis.proto import config_pb2
 
     described = []
     if threshold.HasField("value_threshold") and _bound(threshold.value_threshold):
@@ -138,8 +147,6 @@ def _slices_words(slicing_spec: Any) -> str:
 
 
 def _recorded_eval_config(eval_config_json: str | None) -> Any:
-    from google.protobuf import json_format
-    from tensorflow_model_analysis.proto import config_pb2
 
     return json_format.Parse(eval_config_json or "{}", config_pb2.EvalConfig())
 
@@ -147,8 +154,6 @@ def _recorded_eval_config(eval_config_json: str | None) -> Any:
 def _thresholds(eval_config: Any) -> tuple[list[str], str | None]:
     """Threshold descriptions (with the slices they apply to) and the gated metric, from
     the recorded eval_config."""
-    from pipeline.config import metric_name
-
     described, gated = [], None
     for spec in eval_config.metrics_specs:
         for metric in spec.metrics:
@@ -165,7 +170,7 @@ def _thresholds(eval_config: Any) -> tuple[list[str], str | None]:
 
 
 def _failures(uri: str) -> list[str]:
-    import tensorflow_model_analysis as tfma
+    import tensorflow_model_analysis as tfma  # all of TFMA (Beam): not for `leanline runs`
 
     result = tfma.load_validation_result(uri)
     lines = []
@@ -243,7 +248,6 @@ def _slice_gate(run: PipelineRun) -> Markup:
     blessing = run.artifact(SLICE_GATE, "blessing")
     if blessing is None:
         return Markup("")
-    from components.slice_gate.executor import SLICE_FAILURES_PROPERTY
 
     failures = (custom_property(blessing, SLICE_FAILURES_PROPERTY) or "").splitlines()
     blessed = custom_property(blessing, "blessed") == 1

@@ -27,7 +27,7 @@ class Node:
 
 def pipeline_nodes(config: LeanlineConfig) -> list[Node]:
     """The components `create_pipeline` wires for `config`, each after its upstream ones."""
-    from pipeline.pipeline import create_pipeline
+    from pipeline.pipeline import create_pipeline  # TFX: only the report draws the graph
 
     # Only the DAG's shape is read; ExampleGen's input location does not change it.
     dsl = create_pipeline(

@@ -7,14 +7,24 @@ import time
 from pathlib import Path
 from typing import Any
 
+from components.compressor.spec import COMPRESSION_REPORT_KEY, REPORT_JSON
+from components.serving_pusher.spec import (
+    NOT_PUSHED_REASON_PROPERTY,
+    PUSH_SUMMARY_FILE,
+    PUSHED_DESTINATION_PROPERTY,
+    PUSHED_MODEL_KEY,
+    PUSHED_PROPERTY,
+    PUSHED_VERSION_PROPERTY,
+)
+from models.common.export import saved_classes
 from models.common.quality import (
     QUALITY_TITLES,
     budget_words,
     format_quality,
     quality_change_words,
 )
-from pipeline.config import LOWER_IS_BETTER_METRICS
-from pipeline.pipeline import EVALUATE_COMPRESSION, SLICE_GATE
+from models.config import LOWER_IS_BETTER_METRICS
+from pipeline.layout import COMPRESSOR, EVALUATE_COMPRESSION, SERVING_PUSHER, SLICE_GATE, TRAINER
 from pipeline.report import plots
 from pipeline.report.markup import (
     Markup,
@@ -27,10 +37,8 @@ from pipeline.report.markup import (
     table,
 )
 from pipeline.report.run import PipelineRun, custom_property
+from serving.versions import existing_versions
 
-TRAINER = "Trainer"
-COMPRESSOR = "Compressor"
-SERVING_PUSHER = "ServingPusher"
 TRAINING_PLOT = "training_curves.png"
 COMPRESSION_PLOT = "quality_vs_size.png"
 SEARCH_PLOT = "search_frontier.png"
@@ -44,7 +52,7 @@ _VARIANTS = (
 
 
 def training_section(run: PipelineRun | None, assets: Path) -> Markup:
-    from models.common.train import HISTORY_FILE
+    from models.common.train import HISTORY_FILE  # TFX: not for `leanline runs`
 
     model_run = run.artifact(TRAINER, "model_run") if run else None
     history_path = Path(model_run.uri) / HISTORY_FILE if model_run else None
@@ -126,7 +134,6 @@ def _compression_table(report: dict[str, Any]) -> Markup:
 
 
 def compression_section(run: PipelineRun | None, assets: Path) -> Markup:
-    from components.compressor import COMPRESSION_REPORT_KEY, REPORT_JSON
 
     artifact = run.artifact(COMPRESSOR, COMPRESSION_REPORT_KEY) if run else None
     path = Path(artifact.uri) / REPORT_JSON if artifact else None
@@ -258,26 +265,22 @@ def _search_section(search: dict[str, Any] | None, assets: Path) -> Markup:
 
 def push_outcome(run: PipelineRun | None) -> Markup:
     """The pushed version and where, or why nothing was pushed."""
-    from components.serving_pusher.executor import PUSHED_MODEL_KEY
-
     pushed = run.artifact(SERVING_PUSHER, PUSHED_MODEL_KEY) if run else None
     if pushed is None:
         return note(f"Nothing was pushed: {_why_pusher_skipped(run)}.", "bad" if run else "missing")
-    if custom_property(pushed, "pushed") == 1:
-        version = custom_property(pushed, "pushed_version")
-        destination = custom_property(pushed, "pushed_destination")
+    if custom_property(pushed, PUSHED_PROPERTY) == 1:
+        version = custom_property(pushed, PUSHED_VERSION_PROPERTY)
+        destination = custom_property(pushed, PUSHED_DESTINATION_PROPERTY)
         return note(f"This run pushed version {version} to {destination}.", "ok")
-    reason = custom_property(pushed, "not_pushed_reason") or "no reason recorded"
+    reason = custom_property(pushed, NOT_PUSHED_REASON_PROPERTY) or "no reason recorded"
     return note(f"Not pushed: {reason}", "bad")
 
 
 def serving_section(run: PipelineRun | None, serving_dir: Path, tflite_dir: Path) -> Markup:
-    from components.serving_pusher.executor import PUSH_SUMMARY_FILE, PUSHED_MODEL_KEY
-    from serving.versions import existing_versions
 
     outcome = push_outcome(run)
     pushed = run.artifact(SERVING_PUSHER, PUSHED_MODEL_KEY) if run else None
-    if pushed is not None and custom_property(pushed, "pushed") == 1:
+    if pushed is not None and custom_property(pushed, PUSHED_PROPERTY) == 1:
         summary_path = Path(pushed.uri) / PUSH_SUMMARY_FILE
         if summary_path.is_file():
             push = json.loads(summary_path.read_text())
@@ -312,7 +315,6 @@ def serving_section(run: PipelineRun | None, serving_dir: Path, tflite_dir: Path
 
 def _classes_words(version_dir: Path) -> str:
     """The classes a version answers, in id order: `0 Adelie, 1 Chinstrap, 2 Gentoo`."""
-    from models.common.export import saved_classes
 
     classes = saved_classes(str(version_dir))
     if classes is None:

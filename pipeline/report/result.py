@@ -7,17 +7,17 @@ figures of the file that ships."""
 
 from __future__ import annotations
 
+from components.compressor.spec import COMPRESSION_REPORT_KEY
+from pipeline.layout import COMPRESSOR
 from pipeline.report.evaluation import DECIDING
 from pipeline.report.markup import Markup, note, paragraph
-from pipeline.report.model import COMPRESSOR, push_outcome
+from pipeline.report.model import push_outcome
 from pipeline.report.run import PipelineRun, custom_property
 from pipeline.summary import blessings_words, custom_properties, tflite_figures
 
 
 def result_section(run: PipelineRun | None, error: str | None) -> Markup:
     """`error`: what `run_local` recorded for this run, if it failed."""
-    from components.compressor import COMPRESSION_REPORT_KEY
-
     parts = [note(f"The run failed: {error}", "bad")] if error else []
     parts.append(push_outcome(run))
     if run is None:

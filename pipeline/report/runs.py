@@ -6,11 +6,11 @@ import dataclasses
 import time
 from pathlib import Path
 
-from pipeline.errors import UserError
-from pipeline.evaluation import CANDIDATE
-from pipeline.pipeline import EVALUATE_COMPRESSION
+from components.serving_pusher.spec import PUSHED_PROPERTY, PUSHED_VERSION_PROPERTY
+from components.slice_gate.spec import CANDIDATE
+from models.errors import UserError
+from pipeline.layout import EVALUATE_COMPRESSION, SERVING_PUSHER
 from pipeline.report.evaluation import DECIDING, load_evaluation
-from pipeline.report.model import SERVING_PUSHER
 from pipeline.report.run import (
     PipelineRun,
     custom_property,
@@ -63,9 +63,9 @@ def _blessed(run: PipelineRun) -> str:
 
 def _pushed_version(run: PipelineRun) -> str | None:
     pushed = run.artifact(SERVING_PUSHER, "pushed_model")
-    if pushed is None or custom_property(pushed, "pushed") != 1:
+    if pushed is None or custom_property(pushed, PUSHED_PROPERTY) != 1:
         return None
-    return custom_property(pushed, "pushed_version")
+    return custom_property(pushed, PUSHED_VERSION_PROPERTY)
 
 
 def _metric(run: PipelineRun) -> str | None:

@@ -14,8 +14,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from models.errors import UserError
 from pipeline.config import LeanlineConfig, load_config, load_run_config
-from pipeline.errors import UserError
 
 # Where an old spelling's value goes, apart from --run-dir, so that giving both is refused.
 _OLD_DEST = "old_run_dir"

@@ -1,5 +1,8 @@
 """Pre-flight check of CSV inputs: seconds with the csv module, before a minute of TFX and Beam.
 
+Pure: it reads the inputs and writes nothing; the copies it asks for (`CheckedInputs`)
+are pipeline.inputs.copies'.
+
 CsvExampleGen parses rows with CSV quoting, infers each column's type from all its
 values (int, else float, else string), and fails on ragged rows deep inside Beam. A
 numeric column with a stray string becomes a string column, which Transform or TFDV
@@ -7,8 +10,8 @@ then reject far from the cause. This check reads the files as the csv module doe
 its default dialect (quoted fields, CRLF line ends) and names the file, line, column
 and value at fault. ExampleGen reads the header differently, as the first line split
 on commas: a quoted header (what many exporters write) or a byte-order mark would give
-it column names with quotes in them. `example_gen_path` hands it copies with a plain
-header line then. TFRecord inputs are not checked here. What the schema says about
+it column names with quotes in them. pipeline.inputs.copies.example_gen_path hands it
+copies with a plain header line then. TFRecord inputs are not checked here. What the schema says about
 values (domains, ranges, unseen categories) is TFDV's job: ExampleValidator and
 DataGate.
 
@@ -42,13 +45,9 @@ from __future__ import annotations
 
 import csv
 import decimal
-import hashlib
-import json
 import math
-import os
 import re
 import shlex
-import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,8 +56,9 @@ from typing import BinaryIO
 from google.protobuf import text_format
 from tensorflow_metadata.proto.v0 import schema_pb2
 
+from models.errors import UserError
+from models.taxi.features import FARE_COLUMN
 from pipeline.config import LeanlineConfig
-from pipeline.errors import UserError
 
 # Known binary formats by their first bytes, to say what a non-CSV file is.
 _MAGIC_NUMBERS = {
@@ -108,12 +108,12 @@ class InputDataError(UserError):
     """The input files cannot be read as the configured CSV data."""
 
 
-def _is_missing_marker(cell: str) -> bool:
+def is_missing_marker(cell: str) -> bool:
     """Whether the cell is one of MISSING_VALUE_MARKERS."""
     return cell.strip().upper() in MISSING_VALUE_MARKERS
 
 
-def _integer_text(cell: str) -> str | None:
+def integer_text(cell: str) -> str | None:
     """The integer a number cell writes, in plain digits ("2.0", "2.00", "2e3": "2", "2",
     "2000"); None when it writes a number that is no integer in ExampleGen's INT range,
     or no number. Read as a decimal, not a float, so that no digit is rounded."""
@@ -129,10 +129,10 @@ def _integer_text(cell: str) -> str | None:
     return str(integer) if integer in _INT64_RANGE else None
 
 
-def _class_id(cell: str) -> str:
+def class_id(cell: str) -> str:
     """A cell of a label holding class ids as the copy holds it: a boolean as its number,
     an integer written as a float as an integer."""
-    return _BOOLEAN_NUMBERS.get(cell.strip().upper()) or _integer_text(cell) or cell
+    return _BOOLEAN_NUMBERS.get(cell.strip().upper()) or integer_text(cell) or cell
 
 
 @dataclass(frozen=True)
@@ -151,7 +151,7 @@ class NumberRule:
         try:
             int(cell) if self.integer else float(cell)
         except ValueError:
-            return _integer_text(cell) if self.integer else None
+            return integer_text(cell) if self.integer else None
         return cell
 
     def accepts(self, cell: str) -> bool:
@@ -358,7 +358,7 @@ def _label_values(
 def _class_id_number(cell: str) -> int | None:
     """The class id a label cell holds as the copy holds it; None for a number that is
     no integer (refused as such, `_settle_label_cells`)."""
-    text = _class_id(cell)
+    text = class_id(cell)
     return int(text) if text.lstrip("-").isdigit() else None
 
 
@@ -451,113 +451,6 @@ def _notes(file: Path, scan: _FileScan) -> list[str]:
     ]
 
 
-PLAIN_HEADER_DIR = "plain-header-csv"
-
-
-def example_gen_path(checked: CheckedInputs, work_dir: Path) -> str:
-    """The path ExampleGen reads: the checked one, or, when a file's header needs CSV
-    quoting rules or a column holds cells to rewrite (`CheckedInputs.rewrites`), copies
-    under `work_dir`: a plain comma-separated header line, those cells rewritten, every
-    other byte of a file without such cells as it was.
-
-    A copy keeps its source's modification time and is written again only when the
-    source changes, so ExampleGen's input fingerprint, and its cache, hold across runs.
-    Copies that rewrite other columns, or rewrite them otherwise (the config changed),
-    go to another directory, so neither this check nor ExampleGen's cache takes one for
-    the other.
-    """
-    if not checked.plain_headers and not checked.rewrites:
-        return str(checked.path)
-    copies = _copies_dir(work_dir, checked.rewrites)
-    names = {file.name for file in checked.files}
-    for stale in copies.iterdir():  # a file since removed from the input directory
-        if stale.name not in names:
-            stale.unlink()
-    for file in checked.files:
-        target = copies / file.name
-        source_stat = file.stat()
-        if target.exists() and target.stat().st_mtime_ns == source_stat.st_mtime_ns:
-            continue
-        partial = target.with_name(f".{target.name}.partial")
-        if file in checked.rewrites:
-            _copy_rewriting_cells(file, partial, checked.rewrites[file])
-        else:
-            _copy_with_plain_header(file, partial, checked.plain_headers.get(file))
-        os.utime(partial, ns=(source_stat.st_atime_ns, source_stat.st_mtime_ns))
-        os.replace(partial, target)
-    return str(copies if checked.path.is_dir() else copies / checked.path.name)
-
-
-def _copies_dir(work_dir: Path, rewrites: dict[Path, dict[str, str]]) -> Path:
-    """The directory of copies whose cells are rewritten so, in these columns; copies
-    for other columns are removed."""
-    root = work_dir / PLAIN_HEADER_DIR
-    if rewrites:
-        rewritten = sorted(
-            (file.name, sorted(columns.items())) for file, columns in rewrites.items()
-        )
-        digest = hashlib.sha256(json.dumps(rewritten).encode()).hexdigest()[:12]
-        copies = root / f"cells-rewritten-{digest}"
-    else:
-        copies = root / "rows-unchanged"
-    copies.mkdir(parents=True, exist_ok=True)
-    for other in root.iterdir():  # copies for other columns, or of an older leanline
-        if other != copies:
-            shutil.rmtree(other) if other.is_dir() else other.unlink()
-    return copies
-
-
-def _copy_with_plain_header(file: Path, target: Path, header: list[str] | None) -> None:
-    """The file's bytes, the first line replaced by `header` joined with commas."""
-    with file.open("rb") as reader, target.open("wb") as writer:
-        first_line = reader.readline()
-        if header is None:
-            writer.write(first_line)
-        else:
-            ending = b"\r\n" if first_line.endswith(b"\r\n") else b"\n"
-            writer.write(",".join(header).encode("utf-8") + ending)
-        shutil.copyfileobj(reader, writer)
-
-
-def _emptied_marker(cell: str) -> str:
-    return "" if _is_missing_marker(cell) else cell
-
-
-def _plain_integer(cell: str) -> str:
-    return "" if _is_missing_marker(cell) else _integer_text(cell) or cell
-
-
-# How the copy rewrites a cell, by what its column holds. The names enter the copies'
-# directory digest: a column rewritten otherwise is another copy.
-_CELL_REWRITES: dict[str, Callable[[str], str]] = {
-    "markers emptied": _emptied_marker,
-    "integers": _plain_integer,
-    "class ids": _class_id,
-}
-
-
-def _copy_rewriting_cells(file: Path, target: Path, rewrites: dict[str, str]) -> None:
-    """The file's rows as the csv module reads them, the cells of the `rewrites` columns
-    rewritten as `_CELL_REWRITES` says, under a plain header."""
-    with (
-        file.open(encoding="utf-8-sig", newline="") as source,
-        target.open("w", encoding="utf-8", newline="") as copy,
-    ):
-        rows = csv.reader(source)
-        header = next(rows)
-        rewritten = [
-            (header.index(column), _CELL_REWRITES[how]) for column, how in rewrites.items()
-        ]
-        copy.write(",".join(header) + "\n")
-        writer = csv.writer(copy, lineterminator="\n")
-        for row in rows:
-            if not row:  # a blank line, which ExampleGen skips
-                continue
-            for index, rewrite in rewritten:
-                row[index] = rewrite(row[index])
-            writer.writerow(row)
-
-
 def input_files(path: Path) -> list[Path]:
     """The files ExampleGen reads: the file itself, or the visible files of a directory."""
     if not path.is_dir():
@@ -646,7 +539,7 @@ def _label_cell_kind(cell: str) -> str | None:
     """_BOOLEAN, _INTEGRAL (an integer written as a float), _FRACTION (a number that is no
     integer), _NAME (no number), _MARKER (`NA`: no value among class ids, a name among
     names), or None: an integer, or an empty cell (value_rules)."""
-    if _is_missing_marker(cell):
+    if is_missing_marker(cell):
         return _MARKER
     if cell.strip().upper() in _BOOLEAN_NUMBERS:
         return _BOOLEAN
@@ -664,8 +557,6 @@ def _family_columns(config: LeanlineConfig) -> list[str]:
     """Numeric columns a model family reads besides `model.features`."""
     family = config.model.family
     if family == "taxi":  # the label "big tipper" compares tips with the fare
-        from models.taxi.features import FARE_COLUMN
-
         return [FARE_COLUMN, config.model.label.column]
     if family == "digits":  # imports TensorFlow, which a digits run loads anyway
         from models.digits.features import PIXEL_COLUMNS
@@ -889,7 +780,7 @@ def _scan_rows(lines: Iterator[str], columns: _Columns, scan: _FileScan) -> None
             cell = row[index]
             plain = rule.plain(cell)
             if plain is None:
-                if _is_missing_marker(cell):
+                if is_missing_marker(cell):
                     scan.markers[column] = _noted(scan.markers.get(column), line, cell)
                 else:
                     scan.bad_cells[column] = _noted(scan.bad_cells.get(column), line, cell)
@@ -908,7 +799,7 @@ def _scan_rows(lines: Iterator[str], columns: _Columns, scan: _FileScan) -> None
         for index, column in columns.needing_values.items():
             cell = row[index]
             # ExampleGen's copy has no value there: the cell is empty, or a marker it empties.
-            if not cell or (index in columns.numbers and _is_missing_marker(cell)):
+            if not cell or (index in columns.numbers and is_missing_marker(cell)):
                 scan.no_value[column] = _noted(scan.no_value.get(column), line, cell)
 
 

@@ -1,8 +1,15 @@
-"""Slices in the order a person reads them: by column, then by value, where values that
+"""The SliceGate's contract: its keys, the names of the models in the evaluation it
+judges, and how it names and orders slices in the `slice_failures` it records.
+
+Slices in the order a person reads them: by column, then by value, where values that
 are numbers sort as numbers (hours 0, 1, 2, ..., 10, 11; not 0, 1, 10, 11) ahead of
 other values, which sort as text. TFMA hands slices over in no order, their values as
 ints, floats or bytes; the report's tables, the SliceGate's refusals and the run
-summary, which lists those, all use this order, so a slice is found where one looks."""
+summary, which lists those, all use this order, so a slice is found where one looks.
+
+No TensorFlow or TFX import: the pusher, the run summary and the report read these
+without loading either.
+"""
 
 from __future__ import annotations
 
@@ -40,3 +47,22 @@ def proto_slice_pairs(slice_key: Any) -> list[tuple[str, Any]]:
         kind = single.WhichOneof("kind")
         pairs.append((single.column, getattr(single, kind) if kind else ""))
     return pairs
+
+
+EVALUATION_KEY = "evaluation"
+EVALUATOR_BLESSING_KEY = "evaluator_blessing"
+BLESSING_KEY = "blessing"
+THRESHOLDS_KEY = "thresholds"
+# The blessing's custom property listing the slices that failed, one per line.
+SLICE_FAILURES_PROPERTY = "slice_failures"
+EXAMPLE_COUNT = "example_count"
+# TFMA's model names in leanline's eval configs (pipeline.evaluation).
+CANDIDATE, BASELINE = "candidate", "baseline"
+
+
+def slice_name(slice_key: Any) -> str:
+    """`column=value, ...`, values as they read in the data."""
+    return ", ".join(
+        f"{column}={value.decode() if isinstance(value, bytes) else value}"
+        for column, value in proto_slice_pairs(slice_key)
+    )

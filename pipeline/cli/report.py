@@ -1,18 +1,19 @@
 """`leanline report` and `leanline runs`. Handlers import TensorFlow-heavy modules lazily.
 
-Both name the run as every command that reads one does (pipeline.run_dir).
+Both name the run as every command that reads one does (pipeline.cli.run_dir).
 """
 
 from __future__ import annotations
 
 import argparse
 
-from pipeline.errors import UserError
-from pipeline.run_dir import add_run_arguments, run_config, run_dir
+from models.errors import UserError
+from pipeline.cli.run_dir import add_run_arguments, run_config, run_dir
+from pipeline.layout import METADATA_FILE
 
 
 def _report(args: argparse.Namespace) -> int:
-    from pipeline.report.build import write_report
+    from pipeline.report.build import write_report  # TensorFlow, TFMA protos
 
     config = run_config(args)
     if not config.output_path.is_dir():
@@ -22,8 +23,7 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _runs(args: argparse.Namespace) -> int:
-    from pipeline.local_runner import METADATA_FILE
-    from pipeline.report.runs import format_runs, run_rows
+    from pipeline.report.runs import format_runs, run_rows  # TFMA protos, with TensorFlow
 
     print(format_runs(run_rows(run_dir(args) / METADATA_FILE)))
     return 0

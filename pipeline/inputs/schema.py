@@ -14,10 +14,12 @@ from pathlib import Path
 from tfx.components import SchemaGen, StatisticsGen
 
 from pipeline.config import LeanlineConfig
-from pipeline.datasets import data_path
+from pipeline.inputs.checks import check_inputs
+from pipeline.inputs.copies import example_gen_path
+from pipeline.inputs.datasets import data_path
+from pipeline.layout import SCHEMA_GEN
 from pipeline.local_runner import run_components
 from pipeline.pipeline import example_gen_component
-from pipeline.preflight import check_inputs, example_gen_path
 
 SCHEMA_FILE = "schema.pbtxt"
 
@@ -37,7 +39,7 @@ def write_inferred_schema(config: LeanlineConfig, output: str, data: str | None 
             [example_gen, statistics_gen, schema_gen],
             config.beam_pipeline_args,
         )
-        (inferred,) = (root / "SchemaGen" / "schema").glob(f"*/{SCHEMA_FILE}")
+        (inferred,) = (root / SCHEMA_GEN / "schema").glob(f"*/{SCHEMA_FILE}")
         path = Path(output)
         path.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(inferred, path)

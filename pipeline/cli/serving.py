@@ -1,6 +1,6 @@
 """`leanline` subcommands for serving: configs, Kubernetes manifests, queries, checks.
 
-Commands that read a run name it as every such command does (pipeline.run_dir).
+Commands that read a run name it as every such command does (pipeline.cli.run_dir).
 """
 
 from __future__ import annotations
@@ -9,9 +9,12 @@ import argparse
 import json
 from pathlib import Path
 
+from models.errors import UserError
+from pipeline.cli.run_dir import add_run_arguments, run_config
 from pipeline.config import LeanlineConfig
-from pipeline.errors import UserError
-from pipeline.run_dir import add_run_arguments, run_config
+from serving.configs import write_serving_configs
+from serving.manifests import write_serving_manifests
+from serving.versions import existing_versions
 
 
 def _add_prefer_tflite(parser: argparse.ArgumentParser) -> None:
@@ -101,7 +104,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def serving_config(args: argparse.Namespace) -> int:
-    from serving.configs import write_serving_configs
 
     files = write_serving_configs(_config(args), args.output_dir, _pins(args.pin))
     print(f"Models: {', '.join(f'{name} ({path})' for name, path in files.models.items())}")
@@ -112,7 +114,6 @@ def serving_config(args: argparse.Namespace) -> int:
 
 
 def serving_manifests(args: argparse.Namespace) -> int:
-    from serving.manifests import write_serving_manifests
 
     config = _config(args)
     if args.model_base_path:
@@ -124,6 +125,7 @@ def serving_manifests(args: argparse.Namespace) -> int:
 
 
 def predict(args: argparse.Namespace) -> int:
+    # TensorFlow (tf.Example protos, the serving APIs) loads only for a query.
     from serving.client import format_table, prediction_records, read_rows
     from serving.client import predict as send
 
@@ -144,7 +146,7 @@ def predict(args: argparse.Namespace) -> int:
 
 
 def check_servable(args: argparse.Namespace) -> int:
-    from serving.check import check_servable as check
+    from serving.check import check_servable as check  # TensorFlow: loads the SavedModel
 
     print(check(_version_dir(args)).summary())
     return 0
@@ -158,7 +160,6 @@ def _version_dir(args: argparse.Namespace) -> Path:
         return args.version_dir
     if args.run_dir is None and args.config is None:
         raise UserError("name a version directory, or the run: --run-dir DIR or --config FILE")
-    from serving.versions import existing_versions
 
     base = run_config(args).serving_model_dir
     versions = existing_versions(base)

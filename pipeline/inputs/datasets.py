@@ -19,8 +19,8 @@ import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from models.errors import UserError
 from pipeline.config import LeanlineConfig
-from pipeline.errors import UserError
 
 TAXI_CSV = "tfx/examples/chicago_taxi_pipeline/data/simple/data.csv"
 DIGITS_PIXELS = 64
@@ -67,7 +67,7 @@ def _penguins(data_dir: Path) -> Path:
 
 
 def _digits(data_dir: Path) -> Path:
-    from sklearn.datasets import load_digits
+    from sklearn.datasets import load_digits  # 0.5 s to import; the digits dataset only
 
     digits = load_digits()
     header = [f"pixel_{i}" for i in range(DIGITS_PIXELS)] + ["label"]

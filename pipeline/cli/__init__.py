@@ -12,7 +12,15 @@ import os
 import sys
 from collections.abc import Sequence
 
-from pipeline.errors import EXIT_ERROR, EXIT_REFUSED, UserError
+from kubeflow import cli as kubeflow_cli
+from models.errors import EXIT_ERROR, EXIT_REFUSED, UserError
+from pipeline.cli import report as report_cli
+from pipeline.cli import serving as serving_cli
+from pipeline.config import load_config
+from pipeline.gate_resolution import fitted_to_data
+from pipeline.inputs.checks import check_inputs
+from pipeline.inputs.datasets import data_path
+from pipeline.layout import REPORT_FILE
 
 # Without --verbose, the root logger's one handler: TensorFlow and absl add a stderr
 # handler of their own only to a root logger that has none.
@@ -46,10 +54,6 @@ def _silence_native_stderr() -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from pipeline.config import load_config
-    from pipeline.datasets import data_path
-    from pipeline.gate_resolution import fitted_to_data
-    from pipeline.preflight import check_inputs
 
     config = load_config(args.config)
     if args.output_dir:
@@ -58,14 +62,14 @@ def _run(args: argparse.Namespace) -> int:
     checked = check_inputs(config, data_path(config, config.output_path, args.data))
     fitted_to_data(config, checked)
 
-    from pipeline.local_runner import run_local
-    from pipeline.summary import format_table
+    from pipeline.local_runner import run_local  # TensorFlow and TFX load only now
+    from pipeline.summary import format_table  # with the run: TFMA and TFDV
 
     run_summary = run_local(
         config, data=args.data, beam_args=args.beam_arg, enable_cache=not args.no_cache
     )
     print(format_table(run_summary))
-    print(f"report: {config.output_path / 'report.html'}")
+    print(f"report: {config.output_path / REPORT_FILE}")
     refusal = run_summary.refusal()
     if refusal is not None:
         print(f"leanline: not pushed: {refusal}", file=sys.stderr)
@@ -74,8 +78,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _schema(args: argparse.Namespace) -> int:
-    from pipeline.config import load_config
-    from pipeline.schema import write_inferred_schema
+    from pipeline.inputs.schema import write_inferred_schema
 
     config = load_config(args.config, check_paths=False)
     path = write_inferred_schema(config, args.output, data=args.data)
@@ -84,9 +87,6 @@ def _schema(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from kubeflow import cli as kubeflow_cli
-    from pipeline.report import cli as report_cli
-    from serving import cli as serving_cli
 
     parser = argparse.ArgumentParser(prog="leanline", description=__doc__.splitlines()[0])
     parser.add_argument("--verbose", action="store_true", help="show TensorFlow/TFX/Beam logs")
@@ -124,7 +124,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as error:
         print(f"leanline: error: {error}", file=sys.stderr)
         return EXIT_ERROR
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,2 @@
+"""A run's input: the pre-flight checks (pure), the copies ExampleGen reads, the bundled
+datasets and the inferred schema."""
