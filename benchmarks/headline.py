@@ -56,7 +56,8 @@ def _inference(results: Results) -> tuple[list[str], list[tuple[str, Results]]]:
     if not run:
         return [], []
     return [
-        f"- Shipped taxi model: {inference.shipped_words(run['result'])}.",
+        f"- Shipped taxi model ({run['result']['compression_recipe']}): "
+        f"{inference.shipped_words(run['result'])}.",
         f"- Served at batch 1 (p50), that `model.tflite` answers in "
         f"{run['variants'][inference.SHIPPED]['batch_1']['p50_ms']:.3f} ms: "
         f"{inference.speedups(run, 'batch_1')}.",
@@ -110,7 +111,7 @@ def _text(results: Results) -> tuple[list[str], list[tuple[str, Results]]]:
         f"- Reviews (text, a Transformer of {run['weights']:,} weights): "
         f"{100 * run['accuracy']['float_saved_model_tfma']:.1f}% accuracy against "
         f"{100 * baseline['accuracy']:.1f}% for TF-IDF plus logistic regression, shipped int8 "
-        f"TFLite {run['zipped_ratio']:.1f}x smaller zipped, {run['points_lost']:+.2f} pt lost; "
+        f"TFLite {run['zipped_ratio']:.1f}x smaller zipped at {-run['points_lost']:+.2f} pt; "
         f"at batch 1 the int8 TFLite takes {latency['compressed_tflite']:.3f} ms against "
         f"{latency['float_tflite']:.3f} ms float "
         f"({latency['compressed_tflite'] / latency['float_tflite']:.1f}x); the pipeline "

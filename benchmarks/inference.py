@@ -229,7 +229,8 @@ def markdown(results: dict[str, Any]) -> str:
                 f"| {many['p95_ms']:.3f} | {many['rows_per_second']:,.0f} |"
             )
         notes += [
-            f"- {dataset}, shipped: {shipped_words(run['result'])}.",
+            f"- {dataset}, shipped ({run['result']['compression_recipe']}): "
+            f"{shipped_words(run['result'])}.",
             f"- {dataset}, the shipped TFLite at batch 1 (p50): {speedups(run, 'batch_1')}.",
             f"- {dataset}, at batch 32: {speedups(run, 'batch_32')}.",
             f"- {dataset}: target >= {run['target_speedup']:.0f}x against the compressed "

@@ -38,8 +38,8 @@ def commit_of(code_dir: Path) -> str:
 
 
 def _uncommitted_changes(code_dir: Path) -> list[str]:
-    lines = _git(code_dir, "status", "--porcelain", "--untracked-files=no").splitlines()
-    paths = [line[3:] for line in lines]
+    """Tracked files that differ from HEAD, staged or not, but for what measuring writes."""
+    paths = _git(code_dir, "diff", "--name-only", "HEAD").splitlines()
     return [path for path in paths if not path.startswith(OWN_OUTPUTS)]
 
 

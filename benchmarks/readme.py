@@ -127,8 +127,8 @@ def measured_at(measurements: Sequence[tuple[str, dict[str, Any]]]) -> str:
     for (commit, command, machine), labels in groups.items():
         days = sorted(set(dates[(commit, command, machine)]))
         when = days[0] if len(days) == 1 else f"{days[0]} to {days[-1]}"
-        what = f" ({', '.join(labels)})" if len(groups) > 1 else ""
-        lines.append(f"Measured{what} at commit `{commit[:10]}` on {when}, {machine}: `{command}`.")
+        what = f"- {', '.join(labels)}: measured" if len(groups) > 1 else "Measured"
+        lines.append(f"{what} at commit `{commit[:10]}` on {when}, {machine}: `{command}`.")
     return "\n".join(lines)
 
 
