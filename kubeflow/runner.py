@@ -20,6 +20,7 @@ pushed models must be on a volume (or in the image), and Beam runs in the step's
 from __future__ import annotations
 
 import json
+import posixpath
 import re
 from pathlib import Path
 from typing import Any, Literal
@@ -29,6 +30,7 @@ import yaml
 from kubeflow.local_artifacts import LAUNCHER_LOCAL_DIRS
 from models.errors import UserError
 from pipeline.config import KubeflowConfig, LeanlineConfig, VolumeConfig
+from pipeline.layout import SERVING_DIR, TFLITE_DIR
 
 PipelineFormat = Literal["yaml", "vertex"]
 FORMAT_SUFFIXES: dict[str, tuple[str, ...]] = {"yaml": (".yaml", ".yml"), "vertex": (".json",)}
@@ -184,7 +186,7 @@ def compile_pipeline(
     volumes = config.kubeflow.volumes
     _check_volumes(volumes, fmt)
     if on_launcher_copies(pipeline_root):
-        _check_launcher_copies_fit(pipeline_root, serving_root, config.kubeflow, fmt)
+        _check_launcher_copies_fit(config.name, pipeline_root, serving_root, config.kubeflow, fmt)
     serving_root = check_cluster_uri("--serving-root", serving_root or pipeline_root)
     config = cluster_config(config, schema, module)
     data_path = cluster_data_path(config, data_path)
@@ -270,7 +272,11 @@ def _check_volumes(volumes: list[VolumeConfig], fmt: PipelineFormat) -> None:
 
 
 def _check_launcher_copies_fit(
-    pipeline_root: str, serving_root: str | None, kubeflow: KubeflowConfig, fmt: PipelineFormat
+    name: str,
+    pipeline_root: str,
+    serving_root: str | None,
+    kubeflow: KubeflowConfig,
+    fmt: PipelineFormat,
 ) -> None:
     """On an s3:// or minio:// root the steps work on the launcher's copies in their pod:
     refuses what cannot reach them, or what TensorFlow would have to write to the bucket."""
@@ -287,11 +293,15 @@ def _check_launcher_copies_fit(
             "that every step mounts (kubeflow.volumes) and TF Serving mounts too, e.g. "
             "/mnt/models"
         )
-    if not is_remote_uri(serving_root) and not kubeflow.volume_holding(serving_root):
-        raise UserError(
-            f"--serving-root {serving_root!r} is on no volume in kubeflow.volumes: models "
-            "pushed there would stay in the pusher's pod; give a directory on a mounted volume"
-        )
+    if not is_remote_uri(serving_root):
+        for push_dir in (SERVING_DIR, TFLITE_DIR):
+            path = posixpath.join(serving_root, push_dir, name)
+            if not kubeflow.volume_holding(path):
+                raise UserError(
+                    f"--serving-root {serving_root!r}: the pusher would write {path} on no "
+                    "volume in kubeflow.volumes, so the models would stay in its pod; mount "
+                    "volumes where it writes (kubeflow/README.md, self-hosted clusters)"
+                )
     runner = _beam_runner(kubeflow.beam_pipeline_args)
     if runner is not None and runner not in IN_POD_BEAM_RUNNERS:
         raise UserError(

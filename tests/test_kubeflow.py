@@ -274,10 +274,13 @@ def test_inputs_the_pods_cannot_read_are_refused(
 # --- self-hosted clusters: an s3:// or minio:// root, volumes in every step -----------
 
 MINIO_ROOT = "minio://mlpipeline/leanline"
+# Data and TFLite pushes on one claim; the SavedModel pushes on the claim that leanline's
+# TF Serving manifests mount (<name>-models, read at <model_base_path>/<name>).
 VOLUMES = [
     {"claim_name": "leanline-data", "mount_path": "/mnt/leanline"},
-    {"claim_name": "penguins-models", "mount_path": "/mnt/models"},
+    {"claim_name": "penguins-models", "mount_path": "/mnt/leanline/serving"},
 ]
+SERVING_ROOT = "/mnt/leanline"
 VOLUME_DATA = "/mnt/leanline/data/penguins/"
 
 
@@ -300,7 +303,7 @@ def self_hosted(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     package = out / "penguins.yaml"
     exit_code = leanline(
         "compile", "kubeflow", "--config", str(config_file), "--output", str(package),
-        "--serving-root", "/mnt/models",
+        "--serving-root", SERVING_ROOT,
     )  # fmt: skip
     assert exit_code == 0
     spec_doc, platform_doc = yaml.safe_load_all(package.read_text())
@@ -322,7 +325,8 @@ def test_every_step_of_a_minio_root_runs_on_the_launcher_copies(
         assert container["args"][0] == "--executor_class_path", label
     tasks = spec.root.dag.tasks
     assert constant(tasks["CsvExampleGen"], "input_base") == VOLUME_DATA.rstrip("/")
-    assert constant(tasks["ServingPusher"], "serving_model_dir") == "/mnt/models/serving/penguins"
+    assert constant(tasks["ServingPusher"], "serving_model_dir") == "/mnt/leanline/serving/penguins"
+    assert constant(tasks["ServingPusher"], "tflite_model_dir") == "/mnt/leanline/tflite/penguins"
 
 
 def test_every_step_mounts_every_volume(self_hosted: dict[str, Any]) -> None:
@@ -417,7 +421,10 @@ def test_a_tfx_executor_runs_on_the_launcher_copies_and_reports_minio_uris(
     ("kubeflow", "arguments", "message"),
     [
         ({}, {"serving_root": None}, r"pusher writes models through TensorFlow, which cannot open minio://.*--serving-root"),
-        ({}, {"serving_root": "/srv/models"}, r"--serving-root '/srv/models' is on no volume"),
+        ({}, {"serving_root": "/srv/models"},
+         r"--serving-root '/srv/models': the pusher would write /srv/models/serving/penguins on no volume"),
+        ({"volumes": [{"claim_name": "penguins-models", "mount_path": "/mnt/models/serving"}]},
+         {"serving_root": "/mnt/models"}, r"would write /mnt/models/tflite/penguins on no volume"),
         ({}, {"serving_root": "s3://models/leanline"}, r"not s3:// .*kubeflow.volumes"),
         ({"beam_pipeline_args": ["--runner", "FlinkRunner"]}, {},
          r"--runner=FlinkRunner: with a minio:// pipeline root .* workers cannot see"),
@@ -433,7 +440,7 @@ def test_what_a_self_hosted_cluster_cannot_run_is_refused(
 ) -> None:
     config = penguins_on_volumes(**kubeflow)
     output = tmp_path / ("p.json" if arguments.get("fmt") == "vertex" else "p.yaml")
-    arguments = {"data_path": VOLUME_DATA, "serving_root": "/mnt/models", **arguments}
+    arguments = {"data_path": VOLUME_DATA, "serving_root": SERVING_ROOT, **arguments}
     with pytest.raises(UserError, match=message):
         compile_pipeline(config, output, **arguments)
     assert not output.exists()
