@@ -290,8 +290,8 @@ def _check_launcher_copies_fit(
         raise UserError(
             f"pipeline root {pipeline_root!r}: the pusher writes models through TensorFlow, "
             f"which cannot open {scheme}://; pass --serving-root with a directory on a volume "
-            "that every step mounts (kubeflow.volumes) and TF Serving mounts too, e.g. "
-            "/mnt/models"
+            "that every step mounts (kubeflow.volumes) and TF Serving mounts too (see "
+            "kubeflow/README.md, self-hosted clusters)"
         )
     if not is_remote_uri(serving_root):
         for push_dir in (SERVING_DIR, TFLITE_DIR):

@@ -446,6 +446,20 @@ def test_what_a_self_hosted_cluster_cannot_run_is_refused(
     assert not output.exists()
 
 
+def test_a_schema_and_a_module_file_on_a_volume_are_read_from_there() -> None:
+    config = load_config(REPO / "examples" / "custom_model" / "penguins.yaml")
+    config = config.with_overrides(
+        data={**config.data.model_dump(by_alias=True), "schema": "/mnt/leanline/schema.pbtxt"},
+        model={**config.model.model_dump(), "module": "/mnt/leanline/modules/penguins_v1.py"},
+    )
+    with pytest.raises(UserError, match="data.schema '/mnt/leanline/schema.pbtxt' is local"):
+        cluster_config(config)
+    on_volumes = config.with_overrides(
+        kubeflow={**config.kubeflow.model_dump(), "volumes": VOLUMES}
+    )
+    assert cluster_config(on_volumes) == on_volumes
+
+
 @pytest.mark.parametrize(
     ("volumes", "message"),
     [
