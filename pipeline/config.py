@@ -124,11 +124,55 @@ class EvaluationConfig(StrictSection):
         return self
 
 
+# A Kubernetes object name (DNS-1123 subdomain), as a PersistentVolumeClaim's must be.
+KUBERNETES_NAME = re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?")
+
+
+class VolumeConfig(StrictSection):
+    """A PersistentVolumeClaim that every step's pod mounts at `mount_path`."""
+
+    claim_name: str
+    mount_path: str
+
+    @model_validator(mode="after")
+    def _kubernetes_accepts_it(self) -> VolumeConfig:
+        if not KUBERNETES_NAME.fullmatch(self.claim_name):
+            raise ValueError(
+                f"claim_name {self.claim_name!r}: a PersistentVolumeClaim's name holds only "
+                "lowercase letters, digits, '-' and '.', and starts and ends with a letter or digit"
+            )
+        path = self.mount_path
+        if not path.startswith("/") or path == "/" or os.path.normpath(path) != path:
+            raise ValueError(
+                f"mount_path {path!r}: give an absolute directory without a trailing '/', "
+                "'.' or '..', e.g. /mnt/leanline"
+            )
+        return self
+
+
 class KubeflowConfig(StrictSection):
     image: str = "leanline:latest"
     pipeline_root: str = "gs://your-bucket/leanline"
     # Beam args for data components on the cluster (Dataflow, Flink, Spark runner options).
     beam_pipeline_args: list[str] = []
+    # Claims mounted into every step: where data, schema, module and pushed models live
+    # when the pipeline root is s3:// or minio:// (kubeflow/README.md, self-hosted clusters).
+    volumes: list[VolumeConfig] = []
+
+    @model_validator(mode="after")
+    def _one_volume_a_mount_path(self) -> KubeflowConfig:
+        paths = [volume.mount_path for volume in self.volumes]
+        for path in paths:
+            if paths.count(path) > 1:
+                raise ValueError(f"volumes: two volumes are mounted at {path}; give each its own")
+        return self
+
+    def volume_holding(self, path: str) -> VolumeConfig | None:
+        """The volume whose mount path `path` is at or under, if any."""
+        for volume in self.volumes:
+            if path == volume.mount_path or path.startswith(volume.mount_path + "/"):
+                return volume
+        return None
 
 
 class LeanlineConfig(StrictSection):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,11 +16,13 @@ import yaml
 from google.protobuf import json_format
 from kfp.pipeline_spec import pipeline_spec_pb2
 from kfp_api_double import KfpApiDouble, closed_loopback_port
+from tensorflow_metadata.proto.v0 import statistics_pb2
 
 from kubeflow import cli
-from kubeflow.runner import cluster_config, compile_pipeline
+from kubeflow.local_artifacts import parse_flags, run_on_local_copies
+from kubeflow.runner import LOCAL_ARTIFACTS_COMMAND, cluster_config, compile_pipeline
 from models.errors import UserError
-from pipeline.config import LeanlineConfig, custom_config, load_config
+from pipeline.config import ConfigError, LeanlineConfig, custom_config, load_config
 from pipeline.layout import LATEST_BLESSED_RESOLVER
 from pipeline.pipeline import create_pipeline
 
@@ -244,7 +247,8 @@ def test_a_schema_in_a_bucket_is_read_from_there(
     [
         ({"data_path": None}, "local-only dataset"),
         ({"schema": None}, "data.schema 'schemas/taxi/schema.pbtxt' is local"),
-        ({"pipeline_root": "s3://bucket/root"}, "not s3://"),
+        ({"pipeline_root": "s3://bucket/root"}, "pusher writes models .* cannot open s3://"),
+        ({"pipeline_root": "hdfs://cluster/root"}, "gs://, s3://, minio:// buckets only"),
         ({"data_path": "minio://bucket/taxi.csv"}, "not minio://"),
         ({"fmt": "vertex"}, "writes a .json file"),
     ],
@@ -265,6 +269,216 @@ def test_inputs_the_pods_cannot_read_are_refused(
     with pytest.raises(UserError, match=message):
         compile_pipeline(config, tmp_path / "taxi.yaml", **arguments)
     assert not (tmp_path / "taxi.yaml").exists()
+
+
+# --- self-hosted clusters: an s3:// or minio:// root, volumes in every step -----------
+
+MINIO_ROOT = "minio://mlpipeline/leanline"
+# Data and TFLite pushes on one claim; the SavedModel pushes on the claim that leanline's
+# TF Serving manifests mount (<name>-models, read at <model_base_path>/<name>).
+VOLUMES = [
+    {"claim_name": "leanline-data", "mount_path": "/mnt/leanline"},
+    {"claim_name": "penguins-models", "mount_path": "/mnt/leanline/serving"},
+]
+SERVING_ROOT = "/mnt/leanline"
+VOLUME_DATA = "/mnt/leanline/data/penguins/"
+
+
+def penguins_on_volumes(**kubeflow: Any) -> LeanlineConfig:
+    config = load_config(REPO / "configs" / "penguins.yaml")
+    section = {**config.kubeflow.model_dump(), "pipeline_root": MINIO_ROOT, "volumes": VOLUMES}
+    return config.with_overrides(kubeflow={**section, **kubeflow})
+
+
+@pytest.fixture(scope="module")
+def self_hosted(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """penguins compiled through the CLI from a YAML config with a minio:// root, its data
+    on one volume and its pushed models on another."""
+    out = tmp_path_factory.mktemp("self-hosted")
+    raw = yaml.safe_load((REPO / "configs" / "penguins.yaml").read_text())
+    raw["data"] = {**{k: v for k, v in raw["data"].items() if k != "bundled"}, "path": VOLUME_DATA}
+    raw["kubeflow"] = {"image": IMAGE, "pipeline_root": MINIO_ROOT, "volumes": VOLUMES}
+    config_file = out / "penguins-self-hosted.yaml"
+    config_file.write_text(yaml.safe_dump(raw))
+    package = out / "penguins.yaml"
+    exit_code = leanline(
+        "compile", "kubeflow", "--config", str(config_file), "--output", str(package),
+        "--serving-root", SERVING_ROOT,
+    )  # fmt: skip
+    assert exit_code == 0
+    spec_doc, platform_doc = yaml.safe_load_all(package.read_text())
+    return {"package": package, "spec_doc": spec_doc, "platform_doc": platform_doc}
+
+
+def test_every_step_of_a_minio_root_runs_on_the_launcher_copies(
+    self_hosted: dict[str, Any],
+) -> None:
+    spec = json_format.ParseDict(
+        self_hosted["spec_doc"], pipeline_spec_pb2.PipelineSpec(), ignore_unknown_fields=False
+    )
+    assert spec.default_pipeline_root == MINIO_ROOT
+    executors = self_hosted["spec_doc"]["deploymentSpec"]["executors"]
+    containers = {label: e["container"] for label, e in executors.items() if "container" in e}
+    assert len(containers) == len(spec.root.dag.tasks) - 2  # all but the resolver halves
+    for label, container in containers.items():
+        assert container["command"] == LOCAL_ARTIFACTS_COMMAND, label
+        assert container["args"][0] == "--executor_class_path", label
+    tasks = spec.root.dag.tasks
+    assert constant(tasks["CsvExampleGen"], "input_base") == VOLUME_DATA.rstrip("/")
+    assert constant(tasks["ServingPusher"], "serving_model_dir") == "/mnt/leanline/serving/penguins"
+    assert constant(tasks["ServingPusher"], "tflite_model_dir") == "/mnt/leanline/tflite/penguins"
+
+
+def test_every_step_mounts_every_volume(self_hosted: dict[str, Any]) -> None:
+    platform = json_format.ParseDict(
+        self_hosted["platform_doc"], pipeline_spec_pb2.PlatformSpec(), ignore_unknown_fields=False
+    )
+    executors = json_format.MessageToDict(platform.platforms["kubernetes"].deployment_spec)
+    executors = executors["executors"]
+    labels = self_hosted["spec_doc"]["deploymentSpec"]["executors"]
+    assert set(executors) == {label for label, e in labels.items() if "container" in e}
+    expected = [
+        {
+            "constant": volume["claim_name"],
+            "pvcNameParameter": {"runtimeValue": {"constant": volume["claim_name"]}},
+            "mountPath": volume["mount_path"],
+        }
+        for volume in VOLUMES
+    ]
+    for label, config in executors.items():
+        assert config == {"pvcMount": expected}, label
+    # kfp reads the second YAML document as the package's platform spec.
+    component = kfp.components.load_component_from_file(str(self_hosted["package"]))
+    assert component.platform_spec == platform
+
+
+def test_submit_sends_the_platform_spec_with_the_pipeline_spec(
+    self_hosted: dict[str, Any],
+) -> None:
+    with KfpApiDouble() as api:
+        assert submit(package=self_hosted["package"], host=api.url) == 0
+    [run] = api.runs
+    assert run["pipeline_spec"] == {
+        "pipeline_spec": self_hosted["spec_doc"],
+        "platform_spec": self_hosted["platform_doc"],
+    }
+    assert run["runtime_config"]["pipeline_root"] == MINIO_ROOT
+
+
+def test_a_tfx_executor_runs_on_the_launcher_copies_and_reports_minio_uris(
+    self_hosted: dict[str, Any], tmp_path: Path
+) -> None:
+    """SchemaGen's compiled container args, with the executor input the launcher passes.
+    The launcher itself cannot run here: its copies are made by hand where its
+    LocalPathForURI puts them (under tmp_path instead of /)."""
+    container = self_hosted["spec_doc"]["deploymentSpec"]["executors"]["SchemaGen_executor"]
+    container = container["container"]
+    stats_uri = f"{MINIO_ROOT}/run-1/StatisticsGen/statistics"
+    schema_uri = f"{MINIO_ROOT}/run-1/SchemaGen/schema"
+    stats = json_format.ParseDict(
+        {"datasets": [{"numExamples": "3", "features": [
+            {"path": {"step": ["bill_length_mm"]}, "type": "FLOAT",
+             "numStats": {"commonStats": {"numNonMissing": "3", "minNumValues": "1",
+                                          "maxNumValues": "1"}}},
+        ]}]},
+        statistics_pb2.DatasetFeatureStatisticsList(),
+    )  # fmt: skip
+    stats_copy = tmp_path / "minio" / stats_uri.removeprefix("minio://") / "Split-train"
+    stats_copy.mkdir(parents=True)
+    (stats_copy / "FeatureStats.pb").write_bytes(stats.SerializeToString())
+    output_file = tmp_path / "kfp_outputs" / "output_metadata.json"
+    inputs_spec = json.loads(
+        container["args"][container["args"].index("--json_serialized_inputs_spec_args") + 1]
+    )
+    executor_input = {
+        "inputs": {
+            "parameterValues": {"exclude_splits": "[]", "infer_feature_shape": 1},
+            "artifacts": {"statistics": {"artifacts": [{
+                "name": "minio-stats", "uri": stats_uri,
+                "type": inputs_spec["artifacts"]["statistics"]["artifactType"],
+                "metadata": {"split_names": '["train"]', "span": 0},
+            }]}},
+        },
+        "outputs": {
+            "artifacts": {"schema": {"artifacts": [{
+                "name": "minio-schema", "uri": schema_uri,
+                "type": {"instanceSchema": "title: tfx.Schema\ntype: object\n"},
+            }]}},
+            "outputFile": str(output_file),
+        },
+    }  # fmt: skip
+    args = [json.dumps(executor_input) if arg == "{{$}}" else arg for arg in container["args"]]
+    run_on_local_copies(parse_flags([sys.argv[0], *args]), local_root=str(tmp_path))
+
+    schema_copy = tmp_path / "minio" / schema_uri.removeprefix("minio://") / "schema.pbtxt"
+    assert 'name: "bill_length_mm"' in schema_copy.read_text()
+    output = json.loads(output_file.read_text())
+    [schema] = output["artifacts"]["schema"]["artifacts"]
+    assert schema["uri"] == schema_uri
+
+
+@pytest.mark.parametrize(
+    ("kubeflow", "arguments", "message"),
+    [
+        ({}, {"serving_root": None}, r"pusher writes models through TensorFlow, which cannot open minio://.*--serving-root"),
+        ({}, {"serving_root": "/srv/models"},
+         r"--serving-root '/srv/models': the pusher would write /srv/models/serving/penguins on no volume"),
+        ({"volumes": [{"claim_name": "penguins-models", "mount_path": "/mnt/models/serving"}]},
+         {"serving_root": "/mnt/models"}, r"would write /mnt/models/tflite/penguins on no volume"),
+        ({}, {"serving_root": "s3://models/leanline"}, r"not s3:// .*kubeflow.volumes"),
+        ({"beam_pipeline_args": ["--runner", "FlinkRunner"]}, {},
+         r"--runner=FlinkRunner: with a minio:// pipeline root .* workers cannot see"),
+        ({}, {"data_path": "s3://data/penguins.csv"}, r"--data 's3://data/penguins.csv'.*not s3://"),
+        ({}, {"fmt": "vertex"}, r"Vertex AI Pipelines mounts no Kubernetes volumes"),
+        ({"volumes": []}, {"fmt": "vertex"}, r"Vertex AI Pipelines keeps artifacts in gs:// only"),
+        ({"volumes": [{"claim_name": "c", "mount_path": "/minio/data"}]}, {},
+         r"mount_path '/minio/data' overlaps /gcs, /s3, /minio"),
+    ],
+)  # fmt: skip
+def test_what_a_self_hosted_cluster_cannot_run_is_refused(
+    kubeflow: dict[str, Any], arguments: dict[str, Any], message: str, tmp_path: Path
+) -> None:
+    config = penguins_on_volumes(**kubeflow)
+    output = tmp_path / ("p.json" if arguments.get("fmt") == "vertex" else "p.yaml")
+    arguments = {"data_path": VOLUME_DATA, "serving_root": SERVING_ROOT, **arguments}
+    with pytest.raises(UserError, match=message):
+        compile_pipeline(config, output, **arguments)
+    assert not output.exists()
+
+
+def test_a_schema_and_a_module_file_on_a_volume_are_read_from_there() -> None:
+    config = load_config(REPO / "examples" / "custom_model" / "penguins.yaml")
+    config = config.with_overrides(
+        data={**config.data.model_dump(by_alias=True), "schema": "/mnt/leanline/schema.pbtxt"},
+        model={**config.model.model_dump(), "module": "/mnt/leanline/modules/penguins_v1.py"},
+    )
+    with pytest.raises(UserError, match="data.schema '/mnt/leanline/schema.pbtxt' is local"):
+        cluster_config(config)
+    on_volumes = config.with_overrides(
+        kubeflow={**config.kubeflow.model_dump(), "volumes": VOLUMES}
+    )
+    assert cluster_config(on_volumes) == on_volumes
+
+
+@pytest.mark.parametrize(
+    ("volumes", "message"),
+    [
+        ([{"claim_name": "Data_Claim", "mount_path": "/mnt/d"}],
+         r"kubeflow.volumes.0: claim_name 'Data_Claim': a PersistentVolumeClaim's name"),
+        ([{"claim_name": "data", "mount_path": "mnt/d/"}], r"kubeflow.volumes.0: mount_path 'mnt/d/'"),
+        ([{"claim_name": "a", "mount_path": "/mnt/d"}, {"claim_name": "b", "mount_path": "/mnt/d"}],
+         r"two volumes are mounted at /mnt/d"),
+    ],
+)  # fmt: skip
+def test_a_volume_kubernetes_cannot_mount_is_refused_on_load(
+    volumes: list[dict[str, str]], message: str, tmp_path: Path
+) -> None:
+    raw = yaml.safe_load((REPO / "configs" / "penguins.yaml").read_text())
+    raw["kubeflow"] = {"pipeline_root": MINIO_ROOT, "volumes": volumes}
+    config_file = tmp_path / "penguins.yaml"
+    config_file.write_text(yaml.safe_dump(raw))
+    with pytest.raises(ConfigError, match=message):
+        load_config(config_file, check_paths=False)
 
 
 # --- leanline submit -----------------------------------------------------------------
