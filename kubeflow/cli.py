@@ -59,10 +59,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     submit = subparsers.add_parser(
         "submit",
         help="start a run of a compiled package on Kubeflow Pipelines",
-        description="Start a run of a compiled package. Credentials come from the environment: "
-        "KFP_TOKEN (bearer token) or KFP_COOKIE (Cookie header, e.g. authservice_session=...).",
+        description="Start a run of a compiled package. Credentials come only from the "
+        "environment: KFP_TOKEN (bearer token) or KFP_COOKIE (Cookie header, e.g. "
+        "authservice_session=...); never from files or prompts.",
     )
-    submit.add_argument("--host", required=True, help="KFP API URL, e.g. http://localhost:8080")
+    submit.add_argument(
+        "--host",
+        required=True,
+        help="KFP API URL: https://..., or http://localhost:PORT through a port-forward",
+    )
     submit.add_argument("--package", required=True, help="package from `leanline compile kubeflow`")
     submit.add_argument("--experiment", help="experiment to file the run under (default: Default)")
     submit.add_argument("--run-name", help="run name (default: pipeline name and time)")

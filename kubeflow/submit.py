@@ -1,7 +1,10 @@
 """Submits a compiled pipeline package (kubeflow/runner.py's YAML) to Kubeflow Pipelines v2.
 
 Credentials come only from the environment (KFP_TOKEN: a bearer token, KFP_COOKIE:
-a Cookie header, e.g. an authservice session) and are never printed or logged.
+a Cookie header, e.g. an authservice session) and are never printed or logged; they
+travel only over https, or plain http to a loopback address (a port-forward).
+kfp.Client's own sources of credentials and settings (~/.config/kfp/context.json, an
+OAuth login that prompts on stdin, gcloud, the kube config) are never used.
 Everything a user can get wrong (the package, the host, the credentials, the
 parameters) ends in a UserError that says what to fix.
 """
@@ -10,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import ipaddress
 import json
 import os
 import warnings
@@ -18,6 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import kfp
 import kfp_server_api
@@ -33,6 +38,11 @@ COOKIE_ENV = "KFP_COOKIE"
 # The reachability check must fail fast; KFP's own health check retries for 25 s.
 HEALTH_CHECK_TIMEOUT_S = 10
 YAML_SUFFIXES = (".yaml", ".yml")
+# Plain http is only for a port-forward on this machine.
+LOOPBACK_NAMES = ("localhost",)
+PORT_FORWARD_HINT = (
+    "kubectl -n kubeflow port-forward svc/ml-pipeline-ui 8080:80, then --host http://localhost:8080"
+)
 
 _ParameterType = pipeline_spec_pb2.ParameterType.ParameterTypeEnum
 
@@ -136,11 +146,10 @@ def submit(
         # kfp.Client warns that it needs a v2 backend and prints links; the CLI prints its own.
         with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
             warnings.simplefilter("ignore", FutureWarning)
-            client = kfp.Client(
-                host=host,
-                namespace=namespace or "kubeflow",
-                existing_token=credentials.get("token"),
-                cookies=credentials.get("cookie"),
+            client = _EnvironmentCredentialsClient(
+                _api_configuration(host, credentials),
+                namespace=namespace,
+                cookie=credentials.get("cookie"),
             )
             result = client.create_run_from_pipeline_package(
                 str(package),
@@ -161,9 +170,34 @@ def submit(
 
 
 def _api_host(host: str) -> str:
+    """The API's base URL: https, or http to a loopback address, and no user:password@
+    (a credential on the command line shows in `ps` and the shell's history)."""
     if not host.startswith(("http://", "https://")):
-        raise UserError(f"--host {host!r}: give the full URL, e.g. http://localhost:8080")
+        raise UserError(
+            f"--host {host!r}: give the full URL, e.g. https://kubeflow.example.com/pipeline"
+        )
+    url = urlsplit(host)
+    if url.username is not None or url.password is not None:
+        raise UserError(
+            f"--host {url.scheme}://{url.hostname}...: no credentials in the URL; "
+            f"set {TOKEN_ENV} or {COOKIE_ENV} in the environment instead"
+        )
+    if url.scheme == "http" and not _is_loopback(url.hostname or ""):
+        raise UserError(
+            f"--host {host}: plain http would carry {TOKEN_ENV}, {COOKIE_ENV} and the pipeline "
+            "unencrypted across the network; use the https URL of the endpoint, or a "
+            f"port-forward to this machine ({PORT_FORWARD_HINT})"
+        )
     return host.rstrip("/")
+
+
+def _is_loopback(hostname: str) -> bool:
+    if hostname in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(hostname).is_loopback
+    except ValueError:
+        return False
 
 
 def _credentials_from_env() -> dict[str, str]:
@@ -172,15 +206,54 @@ def _credentials_from_env() -> dict[str, str]:
     return {key: value for key, value in values.items() if value}
 
 
-def _check_endpoint(host: str, credentials: Mapping[str, str]) -> None:
-    """One health request, with a timeout and the run's credentials: a wrong host or
-    a rejected credential shows up here, not after kfp.Client's retries."""
+def _api_configuration(host: str, credentials: Mapping[str, str]) -> kfp_server_api.Configuration:
+    """The API client's settings: the host, and the bearer token if one is set."""
     configuration = kfp_server_api.Configuration(host=host)
-    # No retries and no redirects: a login redirect is reported, not followed.
-    configuration.retries = False
     if "token" in credentials:
         configuration.api_key["authorization"] = credentials["token"]
         configuration.api_key_prefix["authorization"] = "Bearer"
+    return configuration
+
+
+class _EnvironmentCredentialsClient(kfp.Client):
+    """kfp.Client with only the settings submit gives it.
+
+    kfp.Client on its own also reads ~/.config/kfp/context.json (a cookie, an extra
+    header, the namespace) and writes it back; with KF_PIPELINES_*_OAUTH2_* set it runs
+    an OAuth login that prompts on stdin, which submit's captured stdout makes a silent
+    hang; for a *.googleusercontent.com host it reads gcloud's credentials. The two
+    methods that do so are replaced (kfp is pinned in requirements/constraints.txt, and
+    tests/test_kubeflow.py fails if an upgrade reads the context file again).
+    """
+
+    def __init__(
+        self,
+        configuration: kfp_server_api.Configuration,
+        *,
+        namespace: str | None,
+        cookie: str | None,
+    ) -> None:
+        self._configuration = configuration
+        self._namespace = namespace
+        super().__init__(host=configuration.host, namespace=namespace or "kubeflow", cookies=cookie)
+
+    def _load_config(self, *_kfp_settings: Any) -> kfp_server_api.Configuration:
+        return self._configuration
+
+    def _load_context_setting_or_default(self) -> None:
+        self._context_setting = {"namespace": self._namespace or ""}
+
+    def set_user_namespace(self, namespace: str) -> None:
+        """For this run only: nothing is written to kfp's context file."""
+        self._context_setting["namespace"] = namespace
+
+
+def _check_endpoint(host: str, credentials: Mapping[str, str]) -> None:
+    """One health request, with a timeout and the run's credentials: a wrong host or
+    a rejected credential shows up here, not after kfp.Client's retries."""
+    configuration = _api_configuration(host, credentials)
+    # No retries and no redirects: a login redirect is reported, not followed.
+    configuration.retries = False
     with kfp_server_api.ApiClient(configuration, cookie=credentials.get("cookie")) as api_client:
         response = kfp_server_api.HealthzServiceApi(api_client).healthz_service_get_healthz(
             _preload_content=False, _request_timeout=HEALTH_CHECK_TIMEOUT_S

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import kfp.client.auth
 import kfp.components
 import pytest
 import yaml
@@ -578,6 +579,85 @@ def test_an_unreachable_host_is_a_user_error(compiled: dict[str, dict[str, Any]]
         UserError, match=f"cannot reach Kubeflow Pipelines at {host}.*Connection refused"
     ):
         submit(package=compiled["taxi"]["package"], host=host)
+
+
+@pytest.mark.parametrize(
+    "host",
+    ["http://kubeflow.example.com/pipeline", "http://10.0.0.7:8080", "http://127.0.0.1.nip.io"],
+)
+def test_plain_http_to_another_machine_is_refused_before_any_request(
+    compiled: dict[str, dict[str, Any]], monkeypatch: pytest.MonkeyPatch, host: str
+) -> None:
+    monkeypatch.setenv("KFP_TOKEN", TOKEN)
+    with pytest.raises(
+        UserError, match=r"plain http would carry KFP_TOKEN.*unencrypted.*https.*port-forward"
+    ):
+        submit(package=compiled["taxi"]["package"], host=host)
+
+
+def test_plain_http_to_a_loopback_port_forward_is_allowed(
+    compiled: dict[str, dict[str, Any]],
+) -> None:
+    with KfpApiDouble() as api:
+        localhost = api.url.replace("127.0.0.1", "localhost")
+        assert submit(package=compiled["taxi"]["package"], host=localhost) == 0
+    assert len(api.runs) == 1
+    # Any loopback address passes the check (and reaches no server here).
+    for address in ("[::1]", "127.8.9.10"):
+        host = f"http://{address}:{closed_loopback_port()}"
+        with pytest.raises(UserError, match="cannot reach Kubeflow Pipelines"):
+            submit(package=compiled["taxi"]["package"], host=host)
+
+
+def test_credentials_in_the_host_url_are_refused_without_echoing_them(
+    compiled: dict[str, dict[str, Any]],
+) -> None:
+    with pytest.raises(UserError, match="no credentials in the URL.*KFP_TOKEN") as error:
+        submit(package=compiled["taxi"]["package"], host="https://admin:hunter2@kfp.example.com")
+    assert "hunter2" not in str(error.value)
+
+
+def test_submit_reads_no_credentials_from_kfp_files_or_prompts(
+    compiled: dict[str, dict[str, Any]], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """kfp.Client alone would send the context file's cookie and header, use its
+    namespace, and with KF_PIPELINES_*_OAUTH2_* set run an OAuth login that prompts on
+    stdin (behind submit's captured stdout, a silent hang)."""
+    context = tmp_path / "context.json"
+    context.write_text(
+        json.dumps(
+            {
+                "namespace": "namespace-from-the-file",
+                "client_authentication_cookie": "session=cookie-from-the-file",
+                "client_authentication_header_name": "X-Header-From-The-File",
+                "client_authentication_header_value": "1",
+            }
+        )
+    )
+    written = context.read_text()
+    monkeypatch.setattr(kfp.Client, "_LOCAL_KFP_CONTEXT", str(context))
+    for variable in (
+        "KF_PIPELINES_IAP_OAUTH2_CLIENT_ID",
+        "KF_PIPELINES_APP_OAUTH2_CLIENT_ID",
+        "KF_PIPELINES_APP_OAUTH2_CLIENT_SECRET",
+    ):
+        monkeypatch.setenv(variable, "set-by-someone-else")
+
+    def login(*_args: object) -> None:
+        raise AssertionError("kfp's OAuth login ran")
+
+    monkeypatch.setattr(kfp.client.auth, "get_auth_token", login)
+    monkeypatch.setattr("builtins.input", login)
+    monkeypatch.setenv("KFP_TOKEN", TOKEN)
+    with KfpApiDouble(token=TOKEN) as api:
+        assert submit(package=compiled["taxi"]["package"], host=api.url) == 0
+
+    assert len(api.runs) == 1
+    for request in api.requests:
+        assert "cookie" not in request.headers
+        assert "x-header-from-the-file" not in request.headers
+    assert "from-the-file" not in json.dumps([[r.query, r.body] for r in api.requests])
+    assert context.read_text() == written
 
 
 @pytest.mark.parametrize(

@@ -560,7 +560,13 @@ def test_manifests_run_tf_serving_from_the_volume_with_autoscaling(taxi_config, 
     path = write_serving_manifests(taxi_config, tmp_path)
     documents = list(yaml.safe_load_all(path.read_text()))
     by_kind = {document["kind"]: document for document in documents}
-    assert list(by_kind) == ["ConfigMap", "Deployment", "Service", "HorizontalPodAutoscaler"]
+    assert list(by_kind) == [
+        "ConfigMap",
+        "Deployment",
+        "Service",
+        "NetworkPolicy",
+        "HorizontalPodAutoscaler",
+    ]
 
     serving = taxi_config.serving
     pod = by_kind["Deployment"]["spec"]["template"]["spec"]
@@ -597,9 +603,15 @@ def test_manifests_read_a_bucket_directly_and_skip_the_autoscaler_without_headro
     assert leanline(*argv, "--model-base-path", "gs://bucket/leanline/serving") == 0
 
     documents = list(yaml.safe_load_all((tmp_path / "serving.yaml").read_text()))
-    assert [document["kind"] for document in documents] == ["ConfigMap", "Deployment", "Service"]
+    assert [document["kind"] for document in documents] == [
+        "ConfigMap",
+        "Deployment",
+        "Service",
+        "NetworkPolicy",
+    ]
     pod = documents[1]["spec"]["template"]["spec"]
-    assert [volume["name"] for volume in pod["volumes"]] == ["config"]
+    # No models volume: only the configs and the emptyDir for /tmp.
+    assert [volume["name"] for volume in pod["volumes"]] == ["config", "tmp"]
     models = text_format.Parse(
         documents[0]["data"]["models.config"], model_server_config_pb2.ModelServerConfig()
     )
