@@ -19,6 +19,7 @@ and what was wrong.
 
 from __future__ import annotations
 
+import abc
 import base64
 import contextlib
 import csv
@@ -68,6 +69,8 @@ FeatureKind = Literal["float", "int", "bytes"]
 FeatureKinds = dict[str, FeatureKind]
 # Output name -> batch-major array, one entry per row.
 Predictions = dict[str, np.ndarray]
+# Output name -> its dtype and shape, as the server declares them for a signature.
+Outputs = Mapping[str, meta_graph_pb2.TensorInfo]
 
 DEFAULT_TIMEOUT_S = 30.0
 # TF Serving's batching refuses a request of more rows than its max_batch_size; leanline
@@ -412,11 +415,8 @@ def _odd_reply(endpoint: Endpoint, model: str, what: str) -> UserError:
     )
 
 
-class _GrpcModel:
-    """TF Serving's gRPC API through one channel. Its replies are read up to
-    MAX_REPLY_BYTES (the channel's receive limit), and a tensor is converted only
-    once its stated shape is at most MAX_VALUES_PER_ROW values a row and it holds
-    values: an empty tensor of a huge shape would otherwise be allocated in full."""
+class _ServingModel(abc.ABC):
+    """One model on one TF Serving: what the gRPC and REST connections share."""
 
     def __init__(
         self,
@@ -431,14 +431,31 @@ class _GrpcModel:
         self._model = model
         self._timeout_s = timeout_s
         self._retries = retries
+        self._connect(token, tls_files)
+
+    @abc.abstractmethod
+    def _connect(self, token: str | None, tls_files: TlsFiles) -> None:
+        """Opens what the API needs, sending `token` with every call."""
+
+    def _odd(self, what: str) -> UserError:
+        return _odd_reply(self._endpoint, self._model, what)
+
+
+class _GrpcModel(_ServingModel):
+    """TF Serving's gRPC API through one channel. Its replies are read up to
+    MAX_REPLY_BYTES (the channel's receive limit), and a tensor is converted only
+    once its stated shape is at most MAX_VALUES_PER_ROW values a row and it holds
+    values: an empty tensor of a huge shape would otherwise be allocated in full."""
+
+    def _connect(self, token: str | None, tls_files: TlsFiles) -> None:
         self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
         options = [("grpc.max_receive_message_length", MAX_REPLY_BYTES)]
-        if endpoint.tls:
+        if self._endpoint.tls:
             root, key, chain = tls_files.read()
             credentials = grpc.ssl_channel_credentials(root, key, chain)
-            self._channel = grpc.secure_channel(endpoint.address, credentials, options)
+            self._channel = grpc.secure_channel(self._endpoint.address, credentials, options)
         else:
-            self._channel = grpc.insecure_channel(endpoint.address, options)
+            self._channel = grpc.insecure_channel(self._endpoint.address, options)
         self._stub = prediction_service_pb2_grpc.PredictionServiceStub(self._channel)
 
     def close(self) -> None:
@@ -452,21 +469,14 @@ class _GrpcModel:
         if "signature_def" not in response.metadata or not response.metadata[
             "signature_def"
         ].Unpack(signature_map):
-            raise _odd_reply(self._endpoint, self._model, "its metadata holds no signature_def map")
+            raise self._odd("its metadata holds no signature_def map")
         return dict(signature_map.signature_def)
 
-    def predict(
-        self,
-        examples: list[bytes],
-        signature: str,
-        declared: Mapping[str, meta_graph_pb2.TensorInfo],
-    ) -> Predictions:
+    def predict(self, examples: list[bytes], signature: str, declared: Outputs) -> Predictions:
         response = self._call(self._stub.Predict, predict_request(examples, self._model, signature))
         outputs = response.outputs
         if set(outputs) != set(declared):
-            raise _odd_reply(
-                self._endpoint,
-                self._model,
+            raise self._odd(
                 f"it answered outputs {sorted(outputs)}; the signature declares {sorted(declared)}",
             )
         return {
@@ -477,31 +487,23 @@ class _GrpcModel:
     def _ndarray(self, name: str, proto, dtype: int, rows: int) -> np.ndarray:
         where = f"output {name!r}"
         if proto.dtype != dtype:
-            raise _odd_reply(
-                self._endpoint,
-                self._model,
+            raise self._odd(
                 f"{where} is {_dtype_name(proto.dtype)}; the signature declares "
                 f"{_dtype_name(dtype)}",
             )
         shape = [dim.size for dim in proto.tensor_shape.dim]
         if not shape or shape[0] != rows or any(size < 0 for size in shape):
-            raise _odd_reply(
-                self._endpoint, self._model, f"{where} has shape {shape} for {rows} rows"
-            )
+            raise self._odd(f"{where} has shape {shape} for {rows} rows")
         if math.prod(shape[1:]) > MAX_VALUES_PER_ROW:
-            raise _odd_reply(
-                self._endpoint,
-                self._model,
+            raise self._odd(
                 f"{where} has shape {shape}: more than {MAX_VALUES_PER_ROW} values a row",
             )
         if rows and math.prod(shape[1:]) and not _holds_values(proto):
-            raise _odd_reply(
-                self._endpoint, self._model, f"{where} of shape {shape} holds no values"
-            )
+            raise self._odd(f"{where} of shape {shape} holds no values")
         try:
             return tf.make_ndarray(proto)
         except (TypeError, ValueError) as error:
-            raise _odd_reply(self._endpoint, self._model, f"{where}: {error}") from None
+            raise self._odd(f"{where}: {error}") from None
 
     def _call(self, method, request):
         def send():
@@ -560,30 +562,18 @@ class _NoRedirects(urllib.request.HTTPRedirectHandler):
         return None
 
 
-class _RestModel:
+class _RestModel(_ServingModel):
     """TF Serving's REST API, one HTTP(S) connection a call. A reply is read up to
     MAX_REPLY_BYTES and no further, then parsed as JSON and checked against the
     outputs the signature declares."""
 
-    def __init__(
-        self,
-        endpoint: Endpoint,
-        model: str,
-        token: str | None,
-        tls_files: TlsFiles,
-        timeout_s: float,
-        retries: Retries,
-    ):
-        self._endpoint = endpoint
-        self._model = model
-        self._timeout_s = timeout_s
-        self._retries = retries
-        self._url = f"{endpoint}/v1/models/{urllib.parse.quote(model, safe='')}"
+    def _connect(self, token: str | None, tls_files: TlsFiles) -> None:
+        self._url = f"{self._endpoint}/v1/models/{urllib.parse.quote(self._model, safe='')}"
         self._headers = {"Content-Type": "application/json"}
         if token:
             self._headers["Authorization"] = f"Bearer {token}"
         handlers: list[urllib.request.BaseHandler] = [_NoRedirects()]
-        if endpoint.tls:
+        if self._endpoint.tls:
             handlers.append(urllib.request.HTTPSHandler(context=_ssl_context(tls_files)))
         self._opener = urllib.request.build_opener(*handlers)
 
@@ -599,17 +589,10 @@ class _RestModel:
                 ignore_unknown_fields=True,
             )
         except (KeyError, TypeError, json_format.ParseError) as error:
-            raise _odd_reply(
-                self._endpoint, self._model, f"its metadata holds no signature_def map ({error})"
-            ) from None
+            raise self._odd(f"its metadata holds no signature_def map ({error})") from None
         return dict(signature_map.signature_def)
 
-    def predict(
-        self,
-        examples: list[bytes],
-        signature: str,
-        declared: Mapping[str, meta_graph_pb2.TensorInfo],
-    ) -> Predictions:
+    def predict(self, examples: list[bytes], signature: str, declared: Outputs) -> Predictions:
         body = {
             "signature_name": signature,
             "instances": [
@@ -624,15 +607,13 @@ class _RestModel:
                 if isinstance(predictions, list)
                 else "no predictions list"
             )
-            raise _odd_reply(self._endpoint, self._model, f"{what} for {len(examples)} rows")
+            raise self._odd(f"{what} for {len(examples)} rows")
         # TF Serving's row format lists bare values when the signature has one output.
         if len(declared) == 1:
             columns = {name: predictions for name in declared}
         else:
             if not all(isinstance(row, dict) and set(row) == set(declared) for row in predictions):
-                raise _odd_reply(
-                    self._endpoint,
-                    self._model,
+                raise self._odd(
                     f"a prediction does not hold exactly the declared outputs {sorted(declared)}",
                 )
             columns = {name: [row[name] for row in predictions] for name in declared}
@@ -645,13 +626,11 @@ class _RestModel:
         try:
             array = np.asarray(values)
         except ValueError as error:  # rows of unequal lengths
-            raise _odd_reply(self._endpoint, self._model, f"output {name!r}: {error}") from None
+            raise self._odd(f"output {name!r}: {error}") from None
         # JSON has no dtypes: strings must come as strings, numbers as numbers.
         kinds = "U" if dtype == types_pb2.DT_STRING else "biuf"
         if array.dtype.kind not in kinds:
-            raise _odd_reply(
-                self._endpoint,
-                self._model,
+            raise self._odd(
                 f"output {name!r} holds {array.dtype} values; the signature declares "
                 f"{_dtype_name(dtype)}",
             )
@@ -685,7 +664,7 @@ class _RestModel:
                     f"{where} refused the request (HTTP {error.code}): {message}{_batch_hint(message)}"
                 ) from None
             except http.client.HTTPException as error:  # e.g. a body cut short
-                raise _odd_reply(self._endpoint, self._model, f"HTTP: {error!r}") from None
+                raise self._odd(f"HTTP: {error!r}") from None
             except (urllib.error.URLError, OSError) as error:
                 reason = getattr(error, "reason", error)
                 if isinstance(reason, TimeoutError):
@@ -704,21 +683,19 @@ class _RestModel:
         try:
             parsed = json.loads(reply)
         except (ValueError, RecursionError) as error:
-            raise _odd_reply(self._endpoint, self._model, f"not JSON ({error})") from None
+            raise self._odd(f"not JSON ({error})") from None
         if not isinstance(parsed, dict):
-            raise _odd_reply(self._endpoint, self._model, "a JSON value that is no object")
+            raise self._odd("a JSON value that is no object")
         return parsed
 
     def _read_capped(self, response) -> bytes:
         """The body, read no further than MAX_REPLY_BYTES."""
         length = response.headers.get("Content-Length", "")
         if length.isdigit() and int(length) > MAX_REPLY_BYTES:
-            raise _odd_reply(
-                self._endpoint, self._model, f"a body of {length} bytes, over {MAX_REPLY_BYTES}"
-            )
+            raise self._odd(f"a body of {length} bytes, over {MAX_REPLY_BYTES}")
         body = response.read(MAX_REPLY_BYTES + 1)
         if len(body) > MAX_REPLY_BYTES:
-            raise _odd_reply(self._endpoint, self._model, f"a body of over {MAX_REPLY_BYTES} bytes")
+            raise self._odd(f"a body of over {MAX_REPLY_BYTES} bytes")
         return body
 
 

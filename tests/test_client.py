@@ -237,10 +237,15 @@ ODD_REPLIES = [
     ("rest", "wrong_dtype", "output 'outputs' holds <U.* values; the signature declares DT_FLOAT"),
     ("rest", "missing_output", r"does not hold exactly the declared outputs"),
     ("rest", "oversize", f"a body of over {client.MAX_REPLY_BYTES} bytes"),
+    ("rest", "not_json", r"not JSON \(Expecting value"),
 ]
 
 
-@pytest.mark.parametrize(("transport", "reply", "what"), ODD_REPLIES, ids=lambda v: str(v)[:20])
+@pytest.mark.parametrize(
+    ("transport", "reply", "what"),
+    ODD_REPLIES,
+    ids=[f"{transport}-{reply}" for transport, reply, _ in ODD_REPLIES],
+)
 def test_an_odd_reply_is_an_error_naming_the_server_the_model_and_what_is_wrong(
     transport, reply, what, double, pki
 ):
@@ -255,6 +260,15 @@ def test_an_odd_reply_is_an_error_naming_the_server_the_model_and_what_is_wrong(
     )
     assert message.endswith("and --signature the signature")
     assert re.search(what, message), message
+
+
+@TRANSPORTS
+def test_a_signature_the_server_does_not_declare_is_refused_before_predict(transport, double, pki):
+    with pytest.raises(UserError, match=r"has no signature 'nope'; it has \['serving_default', "):
+        client.predict(
+            server(double, transport), MODEL, ROWS[:3], signature="nope", tls_files=mutual_tls(pki)
+        )
+    assert double.faults.predict_requests == 0
 
 
 def test_a_redirect_is_not_followed(double, pki):
@@ -327,3 +341,14 @@ def test_predict_cli_exits_2_on_an_odd_reply_without_a_traceback(double, pki, tm
     stderr = capsys.readouterr().err
     assert "a reply leanline cannot use: output 'outputs' has shape [128, 1099511627776]" in stderr
     assert "Traceback" not in stderr and TOKEN not in stderr
+
+
+@pytest.mark.parametrize(("flag", "value"), [("--timeout", "0"), ("--batch-size", "-5")])
+def test_predict_cli_refuses_a_timeout_or_batch_size_that_is_not_above_zero(
+    flag, value, tmp_path, capsys
+):
+    argv = ["predict", "--server", "grpcs://127.0.0.1:9", "--model", MODEL, flag, value]
+    with pytest.raises(SystemExit) as usage_error:
+        cli.main([*argv, "--input", str(write_rows(tmp_path / "rows.csv"))])
+    assert usage_error.value.code == 2
+    assert f"argument {flag}: '{value}': must be above 0" in capsys.readouterr().err

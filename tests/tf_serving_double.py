@@ -59,7 +59,9 @@ LOOPBACK = "127.0.0.1"
 # TF Serving's batching (shared_batch_scheduler.h) refuses a larger request with this.
 BATCH_TOO_LARGE = "Task size {rows} is larger than maximum input batch size {max_batch_size}"
 
-OddReply = Literal["huge_empty_tensor", "wrong_dtype", "missing_output", "oversize", "redirect"]
+OddReply = Literal[
+    "huge_empty_tensor", "wrong_dtype", "missing_output", "oversize", "not_json", "redirect"
+]
 
 
 @dataclass
@@ -72,7 +74,8 @@ class Faults:
     - `reply`: Predict answers oddly: an empty tensor of shape [rows, 2**40]
       (gRPC), a string tensor where the signature declares floats, no `outputs`
       output, a reply of `oversize_bytes` bytes (REST: streamed without a length),
-      or (REST) a redirect to another port.
+      or (REST) an HTML page, as a proxy in front of the server answers, or a
+      redirect to another port.
     """
 
     unavailable_calls: int = 0
@@ -372,6 +375,13 @@ def _rest_handler(models: ServedModels, gate: _Gate) -> type[BaseHTTPRequestHand
                 self.end_headers()
             elif gate.faults.reply == "oversize":
                 self._stream_oversize()
+            elif gate.faults.reply == "not_json":
+                page = b"<html><body>502 Bad Gateway</body></html>"
+                self.send_response(200)
+                self.send_header("Content-Type", "text/html")
+                self.send_header("Content-Length", str(len(page)))
+                self.end_headers()
+                self.wfile.write(page)
             else:
                 predictions = _outputs_to_predictions(gate.odd_outputs(outputs))
                 self._reply(200, {"predictions": predictions})
