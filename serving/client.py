@@ -73,8 +73,9 @@ Predictions = dict[str, np.ndarray]
 Outputs = Mapping[str, meta_graph_pb2.TensorInfo]
 
 DEFAULT_TIMEOUT_S = 30.0
-# TF Serving's batching refuses a request of more rows than its max_batch_size; leanline
-# writes that from the serving config (serving/configs.py), so its default is the default.
+# TF Serving's batching refuses a request of more rows than its max_batch_size, which
+# leanline writes from serving.max_batch_size (serving/configs.py): the client sends
+# batches of that setting's default unless told otherwise (--batch-size).
 DEFAULT_BATCH_SIZE: int = ServingConfig.model_fields["max_batch_size"].default
 TOKEN_ENV = "LEANLINE_SERVING_TOKEN"
 _BEARER_TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
