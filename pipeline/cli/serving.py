@@ -26,6 +26,21 @@ def _add_prefer_tflite(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _positive(number_type: type[int] | type[float]):
+    """An argparse type: a number above zero, else argparse's usage error (exit 2)."""
+
+    def parse(text: str) -> int | float:
+        try:
+            value = number_type(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"{text!r}: must be above 0")
+        return value
+
+    return parse
+
+
 def _config(args: argparse.Namespace) -> LeanlineConfig:
     config = run_config(args)
     if getattr(args, "prefer_tflite", False):
@@ -64,14 +79,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     manifests_parser.set_defaults(handler=serving_manifests)
 
     predict_parser = subparsers.add_parser(
-        "predict", help="send rows of a CSV or JSONL file to a model on TF Serving"
+        "predict",
+        help="send rows of a CSV or JSONL file to a model on TF Serving",
+        description="Send rows to a model on TF Serving. --server names the transport and "
+        "whether it is TLS: HOST:PORT is plaintext (gRPC, or REST with --rest), "
+        "grpc://HOST:PORT plaintext gRPC, grpcs://HOST[:PORT] gRPC over TLS, "
+        "http://HOST:PORT plaintext REST, https://HOST[:PORT] REST over TLS (TLS ports "
+        "default to 443). TLS checks the server's certificate against the system's CAs or "
+        "--ca-cert. A bearer token in LEANLINE_SERVING_TOKEN is sent as 'Authorization: "
+        "Bearer ...' (over TLS only) and never printed.",
     )
-    predict_parser.add_argument("--server", required=True, help="HOST:PORT (gRPC 8500, REST 8501)")
+    predict_parser.add_argument(
+        "--server",
+        required=True,
+        help="HOST:PORT (gRPC 8500, REST 8501), or a grpc://, grpcs://, http://, https:// URL",
+    )
     predict_parser.add_argument("--model", required=True, help="model name on the server")
     transport = predict_parser.add_mutually_exclusive_group()
     transport.add_argument("--grpc", dest="transport", action="store_const", const="grpc")
     transport.add_argument("--rest", dest="transport", action="store_const", const="rest")
-    predict_parser.set_defaults(transport="grpc")
     predict_parser.add_argument("--input", required=True, type=Path, help="FILE.csv or FILE.jsonl")
     predict_parser.add_argument("--signature", default="serving_default")
     predict_parser.add_argument(
@@ -80,6 +106,28 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="schema.pbtxt with the raw feature types (default: ask the server)",
     )
     predict_parser.add_argument("--json", action="store_true", help="print JSON, not a table")
+    predict_parser.add_argument(
+        "--timeout",
+        type=_positive(float),
+        metavar="SECONDS",
+        help="seconds each request may take (default: 30)",
+    )
+    predict_parser.add_argument(
+        "--batch-size",
+        type=_positive(int),
+        metavar="ROWS",
+        help="rows per request, at most the server's max_batch_size (default: the default "
+        "of serving.max_batch_size, which leanline writes into TF Serving's batching.config)",
+    )
+    predict_parser.add_argument(
+        "--ca-cert", type=Path, metavar="PEM", help="CA that signed the server's certificate"
+    )
+    predict_parser.add_argument(
+        "--client-cert", type=Path, metavar="PEM", help="client certificate, for mutual TLS"
+    )
+    predict_parser.add_argument(
+        "--client-key", type=Path, metavar="PEM", help="the client certificate's private key"
+    )
     predict_parser.set_defaults(handler=predict)
 
     check_parser = subparsers.add_parser(
@@ -126,22 +174,24 @@ def serving_manifests(args: argparse.Namespace) -> int:
 
 def predict(args: argparse.Namespace) -> int:
     # TensorFlow (tf.Example protos, the serving APIs) loads only for a query.
-    from serving.client import format_table, prediction_records, read_rows
-    from serving.client import predict as send
+    from serving import client
 
-    rows = read_rows(args.input)
-    predictions = send(
+    rows = client.read_rows(args.input)
+    predictions = client.predict(
         args.server,
         args.model,
         rows,
         transport=args.transport,
         signature=args.signature,
         schema_path=args.schema,
+        timeout_s=args.timeout or client.DEFAULT_TIMEOUT_S,
+        batch_size=args.batch_size or client.DEFAULT_BATCH_SIZE,
+        tls_files=client.TlsFiles(args.ca_cert, args.client_cert, args.client_key),
     )
     if args.json:
-        print(json.dumps(prediction_records(predictions), indent=2))
+        print(json.dumps(client.prediction_records(predictions), indent=2))
     else:
-        print(format_table(predictions))
+        print(client.format_table(predictions))
     return 0
 
 
