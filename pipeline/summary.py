@@ -292,10 +292,12 @@ def outputs(
 
 
 def _row_counts(statistics_uri: str) -> dict[str, int]:
+    import tensorflow as tf
     from tensorflow_data_validation.utils import stats_util  # TFDV: not for `leanline runs`
 
     rows = {}
-    for entry in sorted(os.listdir(statistics_uri)):
+    # Object stores list directories as `name/`.
+    for entry in sorted(name.rstrip("/") for name in tf.io.gfile.listdir(statistics_uri)):
         if entry.startswith("Split-"):
             stats = stats_util.load_stats_binary(
                 os.path.join(statistics_uri, entry, "FeatureStats.pb")
@@ -397,18 +399,24 @@ def summarize(config: LeanlineConfig, metadata_path: Path, wall_seconds: float) 
     return run
 
 
-def _training(model_run_uri: str) -> dict[str, Any]:
-    """history.json's settings (the Trainer's ModelRun artifact), without the epochs."""
-    # TensorFlow's file systems and TFX: not for `leanline runs`, which reads MLMD only.
+def artifact_json(artifact_uri: str, file_name: str) -> Any | None:
+    """The JSON file `file_name` of an artifact, parsed; None when it has none. Read
+    through TensorFlow's file system: on Kubeflow the artifact is in a bucket."""
+    # TensorFlow's file systems: not for `leanline runs`, which reads MLMD only.
     import tensorflow as tf
 
-    from models.common.train import HISTORY_FILE
-
-    path = os.path.join(model_run_uri, HISTORY_FILE)
+    path = os.path.join(artifact_uri, file_name)
     if not tf.io.gfile.exists(path):
-        return {}
+        return None
     with tf.io.gfile.GFile(path) as handle:
-        history = json.load(handle)
+        return json.load(handle)
+
+
+def _training(model_run_uri: str) -> dict[str, Any]:
+    """history.json's settings (the Trainer's ModelRun artifact), without the epochs."""
+    from models.common.train import HISTORY_FILE  # TFX: not for `leanline runs`
+
+    history = artifact_json(model_run_uri, HISTORY_FILE) or {}
     return {key: value for key, value in history.items() if key != "epochs"}
 
 

@@ -44,6 +44,31 @@ class TinyTrainedModel:
     transformed_examples_uri: str
 
 
+# A whole pipeline run, quick: tests/test_pipeline.py and the Kubeflow harness run.
+QUICK_TRAINING = {"epochs": 2, "batch_size": 64}
+QUICK_COMPRESSION = {"fine_tune_epochs": 1, "report_examples": 300, "representative_examples": 64}
+# Taxi's search, small: a student and the trained model, dense and half pruned.
+QUICK_SEARCH = {
+    "max_quality_loss": 0.05,
+    "sparsities": [0.0, 0.5],
+    "quantizations": ["int8_ptq"],
+    "students": [{"hidden_units": [16], "max_embedding_dim": 2, "epochs": 2}],
+}
+# A taxi run on 2,000 rows that passes its gates: quick_config("taxi", ..., **QUICK_TAXI_RUN).
+QUICK_TAXI_RUN = {
+    "evaluation": {"thresholds": {"min_value": 0.5, "max_drop_vs_uncompressed": 0.05}},
+    "compression": {"search": QUICK_SEARCH},
+}
+
+
+def quick_config(name: str, output_dir: Path, **overrides: Any) -> LeanlineConfig:
+    """configs/<name>.yaml with quick training and compression, then `overrides`."""
+    quick = load_config(REPO_ROOT / "configs" / f"{name}.yaml").with_overrides(
+        output_dir=str(output_dir), training=QUICK_TRAINING, compression=QUICK_COMPRESSION
+    )
+    return quick.with_overrides(**overrides)
+
+
 def tiny_config(name: str) -> LeanlineConfig:
     """configs/<name>.yaml with training cut to a few quick epochs."""
     config = load_config(REPO_ROOT / "configs" / f"{name}.yaml")

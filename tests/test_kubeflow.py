@@ -18,6 +18,8 @@ from google.protobuf import json_format
 from kfp.pipeline_spec import pipeline_spec_pb2
 from kfp_api_double import KfpApiDouble, closed_loopback_port
 from tensorflow_metadata.proto.v0 import statistics_pb2
+from tfx.orchestration.kubeflow.v2 import compiler_utils
+from tfx.utils import import_utils
 
 from kubeflow import cli
 from kubeflow.local_artifacts import parse_flags, run_on_local_copies
@@ -201,6 +203,21 @@ def test_model_code_data_and_roots_are_carried(case: dict[str, Any]) -> None:
         assert constant(tasks["ImportSchemaGen"], "schema_file") == SCHEMA[name]
     else:
         assert "SchemaGen" in tasks and "ImportSchemaGen" not in tasks
+
+
+def test_every_custom_artifact_type_imports_as_its_class_in_the_pods(case: dict[str, Any]) -> None:
+    """TFX's entrypoint imports a custom type's schema title as a class path: a title
+    that does not import fails the task before its executor runs."""
+    titles = {
+        yaml.safe_load(definition.artifact_type.instance_schema)["title"]
+        for component in case["spec"].components.values()
+        for definitions in (component.input_definitions, component.output_definitions)
+        for definition in definitions.artifacts.values()
+    }
+    custom = titles - set(compiler_utils.TITLE_TO_CLASS_PATH)
+    assert custom == {"leanline.CompressionReport"}
+    for title in custom:
+        assert import_utils.import_class_by_path(title).TYPE_NAME == title
 
 
 def test_compiling_writes_nothing_under_the_pipeline_root(case: dict[str, Any]) -> None:

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import yaml
+from fixtures_models import QUICK_COMPRESSION, QUICK_TAXI_RUN, quick_config
 
 from models.common.export import saved_classes
 from models.common.tflite_format import tflite_classes
@@ -22,16 +23,6 @@ from pipeline.local_runner import run_local
 from serving.client import rows_to_examples
 
 pytestmark = pytest.mark.slow
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
-QUICK_TRAINING = {"epochs": 2, "batch_size": 64}
-QUICK_COMPRESSION = {"fine_tune_epochs": 1, "report_examples": 300, "representative_examples": 64}
-# Taxi's search, small: a student and the trained model, dense and half pruned.
-QUICK_SEARCH = {
-    "max_quality_loss": 0.05,
-    "sparsities": [0.0, 0.5],
-    "quantizations": ["int8_ptq"],
-    "students": [{"hidden_units": [16], "max_embedding_dim": 2, "epochs": 2}],
-}
 _KIND_OF_DTYPE = {tf.float32: "float", tf.int64: "int", tf.string: "bytes"}
 
 
@@ -42,13 +33,6 @@ def _csv_head(name: str, rows: int, directory: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(lines[: rows + 1]))
     return path
-
-
-def _config(name: str, output_dir: Path, **overrides) -> LeanlineConfig:
-    quick = load_config(CONFIGS / f"{name}.yaml").with_overrides(
-        output_dir=str(output_dir), training=QUICK_TRAINING, compression=QUICK_COMPRESSION
-    )
-    return quick.with_overrides(**overrides)
 
 
 def _versions(config: LeanlineConfig) -> list[str]:
@@ -79,12 +63,7 @@ def taxi_run(tmp_path_factory):
     """One full taxi run on 2,000 rows; tests below read what it left."""
     directory = tmp_path_factory.mktemp("taxi")
     data = _csv_head("taxi", 2000, directory)
-    config = _config(
-        "taxi",
-        directory / "output",
-        evaluation={"thresholds": {"min_value": 0.5, "max_drop_vs_uncompressed": 0.05}},
-        compression={"search": QUICK_SEARCH},
-    )
+    config = quick_config("taxi", directory / "output", **QUICK_TAXI_RUN)
     summary = run_local(config, data=str(data))
     return config, data, summary
 
@@ -682,7 +661,7 @@ def test_anomalies_stop_the_run_before_transform(tmp_path):
         cells[column] = "99"  # outside the curated 0..23 domain
         corrupted.append(",".join(cells))
     data.write_text("\n".join(corrupted) + "\n")
-    config = _config("taxi", tmp_path / "output")
+    config = quick_config("taxi", tmp_path / "output")
 
     with pytest.raises(UserError) as error:
         run_local(config, data=str(data))
@@ -699,7 +678,7 @@ def test_anomalies_stop_the_run_before_transform(tmp_path):
 
 def test_penguins_multiclass_run_pushes(tmp_path):
     # 66 eval rows: one example is 1.5 points, so the drop bound allows a few of them.
-    config = _config(
+    config = quick_config(
         "penguins",
         tmp_path / "output",
         training={"epochs": 10, "batch_size": 16},
@@ -726,7 +705,7 @@ def _served_and_actual(model_dir: Path, csv_path: Path, column: str, count: int)
 def test_taxi_fare_regression_pushes_a_model_that_serves_dollars(tmp_path):
     data = _csv_head("taxi", 2000, tmp_path)
     # Pruning at 80% within one quick fine-tuning epoch costs a regressor too much.
-    config = _config(
+    config = quick_config(
         "taxi_fare",
         tmp_path / "output",
         training={"epochs": 5, "batch_size": 64},

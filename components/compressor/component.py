@@ -40,6 +40,7 @@ class CompressionReport(types.Artifact):
     """Float vs compressed model: `report.json` and `report.md` (sizes, sparsity,
     quality, latency), headline numbers as custom properties."""
 
+    # On Kubeflow, TFX's entrypoint imports this name as a class path: leanline/__init__.py.
     TYPE_NAME = "leanline.CompressionReport"
 
 

@@ -1,5 +1,10 @@
 """ServingPusher executor: check the blessings, then stage, check and publish one version.
 
+The Model artifact is read, and push.json written, through TensorFlow's file system
+(`tf.io.gfile`): on Kubeflow their URIs are gs://..., which the local file system cannot
+open. Only the staging directory, which serving.versions makes on the pod's own disk, is
+a local path.
+
 A push writes `<serving_model_dir>/<version>/` (the SavedModel plus
 `assets.extra/tf_serving_warmup_requests`) and `<tflite_model_dir>/<version>/model.tflite`
 (with `tokenizer.json` and `vocabulary.txt` beside a TFLite on token ids) with one
@@ -19,7 +24,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -129,7 +133,7 @@ class Executor(base_executor.BaseExecutor):
         tflite_served = tflite_takes_raw_features(model)
         specs = raw_specs(path_utils.serving_model_path(model.uri)) if tflite_served else None
         push = push_model(
-            Path(model.uri),
+            model.uri,
             serving_model_dir=exec_properties[SERVING_MODEL_DIR_KEY],
             tflite_model_dir=exec_properties.get(TFLITE_MODEL_DIR_KEY) or None,
             warmup=warmup_records(examples, exec_properties[MODEL_NAME_KEY], specs),
@@ -142,9 +146,12 @@ class Executor(base_executor.BaseExecutor):
             destination=push.serving_version_dir,
             version=push.version,
         )
-        (Path(pushed_model.uri) / PUSH_SUMMARY_FILE).write_text(
-            json.dumps(push.summary(), indent=2)
-        )
+        write_push_summary(pushed_model.uri, push)
+
+
+def write_push_summary(pushed_model_uri: str, push: Push) -> None:
+    with tf.io.gfile.GFile(os.path.join(pushed_model_uri, PUSH_SUMMARY_FILE), "w") as handle:
+        handle.write(json.dumps(push.summary(), indent=2))
 
 
 def format_disagreement(model: types.Artifact, min_agreement: float | None) -> str | None:
@@ -218,7 +225,7 @@ class Push:
 
 
 def push_model(
-    model_dir: Path,
+    model_uri: str,
     *,
     serving_model_dir: str,
     tflite_model_dir: str | None,
@@ -229,19 +236,19 @@ def push_model(
 
     With `tflite_beside_saved_model` (an end-to-end TFLite), the version directory also
     holds `model.tflite`, which TF Serving serves instead of `saved_model.pb` when started
-    with --prefer_tflite_model=true. The model directories are local paths or gs:// URIs
-    (serving/versions.py)."""
+    with --prefer_tflite_model=true. The Model artifact and the model directories are
+    local paths or URIs that TensorFlow's file system opens (serving/versions.py)."""
     reports: list[ServableReport] = []
-    tflite_source = Path(tflite_model_path(str(model_dir)))
+    tflite_source_uri = tflite_model_path(model_uri)
 
     def populate_serving(staging: Path) -> None:
-        serving_source = Path(path_utils.serving_model_path(str(model_dir)))
+        serving_source_uri = path_utils.serving_model_path(model_uri)
         if tflite_beside_saved_model:
-            stage_tflite(tflite_source, staging)
-        reports.append(stage_saved_model(serving_source, staging, warmup))
+            stage_tflite(tflite_source_uri, staging)
+        reports.append(stage_saved_model(serving_source_uri, staging, warmup))
 
     def populate_tflite(staging: Path) -> None:
-        stage_tflite(tflite_source, staging)
+        stage_tflite(tflite_source_uri, staging)
 
     # TFLite first: TF Serving only watches the serving directory, which goes last.
     populators = {tflite_model_dir: populate_tflite} if tflite_model_dir else {}
@@ -263,39 +270,58 @@ def _join(base: str, *parts: str) -> str:
 
 
 def stage_saved_model(
-    source: Path, staging: Path, warmup: Sequence[prediction_log_pb2.PredictionLog]
+    source_uri: str, staging: Path, warmup: Sequence[prediction_log_pb2.PredictionLog]
 ) -> ServableReport:
     """Copies the SavedModel, adds the warm-up requests, and checks that it serves. The
     copy of the TFLite model that TFMA read stays behind: the version holds it as
     `model.tflite`."""
-    if not (source / "saved_model.pb").is_file():
-        raise UserError(f"the model artifact has no serving SavedModel at {source}")
-
-    def tfma_copy(directory: str, names: list[str]) -> list[str]:
-        return [TFMA_TFLITE_FILE] if Path(directory) == source else []
-
-    shutil.copytree(source, staging, dirs_exist_ok=True, ignore=tfma_copy)
+    if not _is_file(os.path.join(source_uri, "saved_model.pb")):
+        raise UserError(f"the model artifact has no serving SavedModel at {source_uri}")
+    copy_to_local(source_uri, staging, skip_top_level=(TFMA_TFLITE_FILE,))
     if warmup:
         write_warmup_requests(staging, warmup)
     return check_servable(staging)
 
 
-def stage_tflite(source: Path, staging: Path) -> None:
+def stage_tflite(source_uri: str, staging: Path) -> None:
     """Copies the TFLite model, and the tokenizer files a token-id TFLite ships with,
     after checking that the interpreter accepts it."""
-    if not source.is_file():
-        raise UserError(f"the model artifact has no TFLite model at {source}")
-    target = staging / source.name
-    shutil.copyfile(source, target)
-    for name in tokenizer_files(str(source.parent)):
-        shutil.copyfile(source.parent / name, staging / name)
+    if not _is_file(source_uri):
+        raise UserError(f"the model artifact has no TFLite model at {source_uri}")
+    source_dir_uri, name = os.path.split(source_uri)
+    target = staging / name
+    tf.io.gfile.copy(source_uri, str(target), overwrite=True)
+    for tokenizer_file in tokenizer_files(source_dir_uri):
+        tf.io.gfile.copy(
+            os.path.join(source_dir_uri, tokenizer_file), str(staging / tokenizer_file), True
+        )
     try:
         with warnings.catch_warnings():
             # tf.lite.Interpreter warns that it moves to ai_edge_litert, which is not a dependency.
             warnings.simplefilter("ignore", UserWarning)
             tf.lite.Interpreter(model_path=str(target)).allocate_tensors()
     except (ValueError, RuntimeError) as error:
-        raise UserError(f"{source} is not a loadable TFLite model: {error}") from error
+        raise UserError(f"{source_uri} is not a loadable TFLite model: {error}") from error
+
+
+def copy_to_local(source_uri: str, target: Path, skip_top_level: tuple[str, ...] = ()) -> None:
+    """Copies every file under `source_uri` into the local directory `target` through
+    TensorFlow's file system, leaving out the entries of `source_uri` named in
+    `skip_top_level`."""
+    for entry in tf.io.gfile.listdir(source_uri):
+        name = entry.rstrip("/")  # object stores list directories as `name/`
+        if name in skip_top_level:
+            continue
+        source_entry_uri = os.path.join(source_uri, name)
+        if tf.io.gfile.isdir(source_entry_uri):
+            (target / name).mkdir(exist_ok=True)
+            copy_to_local(source_entry_uri, target / name)
+        else:
+            tf.io.gfile.copy(source_entry_uri, str(target / name), overwrite=True)
+
+
+def _is_file(uri: str) -> bool:
+    return tf.io.gfile.exists(uri) and not tf.io.gfile.isdir(uri)
 
 
 def blessing_refusals(input_dict: dict[str, list[types.Artifact]]) -> list[str]:

@@ -48,7 +48,7 @@ def _local_copy(uri: str) -> Path:
     import tensorflow as tf  # only remote files need TensorFlow's file systems
 
     directory = Path(tempfile.mkdtemp(prefix="leanline-module-"))
-    target = directory / Path(uri.partition("://")[2]).name
+    target = directory / uri.rpartition("/")[2]
     try:
         tf.io.gfile.copy(uri, str(target))
     except tf.errors.OpError as error:

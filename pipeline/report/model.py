@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -37,6 +36,7 @@ from pipeline.report.markup import (
     table,
 )
 from pipeline.report.run import PipelineRun, custom_property
+from pipeline.summary import artifact_json
 from serving.versions import existing_versions
 
 TRAINING_PLOT = "training_curves.png"
@@ -55,10 +55,9 @@ def training_section(run: PipelineRun | None, assets: Path) -> Markup:
     from models.common.train import HISTORY_FILE  # TFX: not for `leanline runs`
 
     model_run = run.artifact(TRAINER, "model_run") if run else None
-    history_path = Path(model_run.uri) / HISTORY_FILE if model_run else None
-    if history_path is None or not history_path.is_file():
+    history = artifact_json(model_run.uri, HISTORY_FILE) if model_run else None
+    if history is None:
         return note("No training history: the Trainer did not run.")
-    history = json.loads(history_path.read_text())
     epochs = history["epochs"]
     if not epochs:
         return note("The Trainer recorded no epochs.")
@@ -136,10 +135,9 @@ def _compression_table(report: dict[str, Any]) -> Markup:
 def compression_section(run: PipelineRun | None, assets: Path) -> Markup:
 
     artifact = run.artifact(COMPRESSOR, COMPRESSION_REPORT_KEY) if run else None
-    path = Path(artifact.uri) / REPORT_JSON if artifact else None
-    if path is None or not path.is_file():
+    report = artifact_json(artifact.uri, REPORT_JSON) if artifact else None
+    if report is None:
         return note("No compression report: the Compressor did not run.")
-    report = json.loads(path.read_text())
     if not report.get("enabled"):
         return note(report.get("message", "Compression is disabled."))
     head, metric = _headline(report), report.get("quality_metric", "accuracy")
@@ -281,9 +279,8 @@ def serving_section(run: PipelineRun | None, serving_dir: Path, tflite_dir: Path
     outcome = push_outcome(run)
     pushed = run.artifact(SERVING_PUSHER, PUSHED_MODEL_KEY) if run else None
     if pushed is not None and custom_property(pushed, PUSHED_PROPERTY) == 1:
-        summary_path = Path(pushed.uri) / PUSH_SUMMARY_FILE
-        if summary_path.is_file():
-            push = json.loads(summary_path.read_text())
+        push = artifact_json(pushed.uri, PUSH_SUMMARY_FILE)
+        if push is not None:
             outcome = Markup(
                 outcome
                 + paragraph(
