@@ -1,0 +1,107 @@
+"""What an artifact, a killed upload or a bucket object can make the pusher and the pods
+do (README, "Security"): names read from artifacts stay inside their directory, copies
+take no symlinks, an interrupted remote publish leaves no visible version, and a remote
+model module runs only with the content hash compiled into the pipeline.
+
+No TFX pipeline runs here: each test builds the few files it needs, and remote storage
+is TensorFlow's in-process `ram://` file system standing in for gs://.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from components.serving_pusher import executor as pusher
+from models.errors import UserError
+from models.file_names import plain_file_name
+from models.text.tokenizer import TOKENIZER_FILE, Tokenizer
+
+
+def write_tokenized_tflite(directory: Path, vocabulary_file: str) -> Path:
+    """A token-id TFLite's files as the Compressor ships them: the model (bytes the
+    pusher never gets to load here), `tokenizer.json` and its vocabulary."""
+    directory.mkdir(parents=True)
+    (directory / "model.tflite").write_bytes(b"not loaded: the tokenizer is refused first")
+    rule = {"max_tokens": 4, "oov_buckets": 1, "separators": [], "vocabulary_file": vocabulary_file}
+    (directory / TOKENIZER_FILE).write_text(json.dumps(rule))
+    (directory / "vocabulary.txt").write_text("[PAD]\nhello\n")
+    return directory / "model.tflite"
+
+
+@pytest.mark.parametrize(
+    "name", ["../../x", "..", ".", "", "/etc/passwd", "a/b", "a\\b", "a\0b", None, 3]
+)
+def test_a_name_that_is_not_a_plain_file_name_is_refused(name):
+    with pytest.raises(UserError, match="tokenizer.json: vocabulary_file is .* not a plain file"):
+        plain_file_name(name, artifact="tokenizer.json", field="vocabulary_file")
+
+
+@pytest.mark.parametrize("name", ["vocabulary.txt", "..py", ".hidden", "a b"])
+def test_a_plain_file_name_is_kept(name):
+    assert plain_file_name(name, artifact="tokenizer.json", field="vocabulary_file") == name
+
+
+def test_a_tokenizer_naming_a_file_outside_the_artifact_is_refused_and_nothing_changes(tmp_path):
+    staging = tmp_path / "pod" / "disk" / "staging"
+    staging.mkdir(parents=True)
+    # Where `staging / "../../x"` lands, and where `artifact / "../../x"` reads.
+    outside = tmp_path / "pod" / "x"
+    outside.write_text("the pod's own file")
+    tflite = write_tokenized_tflite(tmp_path / "pod" / "artifact" / "tflite", "../../x")
+
+    with pytest.raises(UserError) as refused:
+        pusher.stage_tflite(str(tflite), staging)
+    message = str(refused.value)
+    assert str(tflite.parent / TOKENIZER_FILE) in message
+    assert "vocabulary_file is '../../x'" in message
+    assert outside.read_text() == "the pod's own file"
+    assert sorted(p.name for p in staging.iterdir()) == ["model.tflite"]
+    with pytest.raises(UserError, match="vocabulary_file is '../../x'"):
+        Tokenizer.read(str(tflite.parent))  # a client reads no file outside either
+
+
+def test_an_object_store_entry_that_is_not_a_plain_name_is_refused(tmp_path, monkeypatch):
+    """gs:// can list an object `model/../x` as `..`-like names; none is copied."""
+    source = tmp_path / "model"
+    source.mkdir()
+    monkeypatch.setattr(pusher.tf.io.gfile, "listdir", lambda _: ["../", "saved_model.pb"])
+    with pytest.raises(UserError, match=r"an entry's name is '\.\.'"):
+        pusher.copy_to_local(str(source), tmp_path / "staging")
+
+
+def test_a_symlink_in_a_model_artifact_is_refused_and_not_copied(tmp_path):
+    secret = tmp_path / "outside" / "secret.txt"
+    secret.parent.mkdir()
+    secret.write_text("a file the pusher can read")
+    serving = tmp_path / "artifact" / "Format-Serving"
+    (serving / "variables").mkdir(parents=True)
+    (serving / "saved_model.pb").write_bytes(b"pb")
+    (serving / "variables" / "variables.index").symlink_to(secret)
+    staging = tmp_path / "staging"
+    staging.mkdir()
+
+    with pytest.raises(UserError, match=r"variables\.index is a symlink \(to .*secret\.txt\)"):
+        pusher.copy_to_local(str(serving), staging)
+    assert not any("secret" in p.read_text() for p in staging.rglob("*") if p.is_file())
+
+    linked_directory = tmp_path / "artifact" / "linked"
+    linked_directory.symlink_to(secret.parent, target_is_directory=True)
+    with pytest.raises(UserError, match="linked is a symlink"):
+        pusher.copy_to_local(str(linked_directory), staging)
+
+
+def test_a_symlinked_tokenizer_file_is_refused(tmp_path):
+    secret = tmp_path / "secret.txt"
+    secret.write_text("a file the pusher can read")
+    tflite = write_tokenized_tflite(tmp_path / "artifact", "vocabulary.txt")
+    (tflite.parent / "vocabulary.txt").unlink()
+    (tflite.parent / "vocabulary.txt").symlink_to(secret)
+    staging = tmp_path / "staging"
+    staging.mkdir()
+
+    with pytest.raises(UserError, match=r"vocabulary\.txt is a symlink"):
+        pusher.stage_tflite(str(tflite), staging)
+    assert not (staging / "vocabulary.txt").exists()
