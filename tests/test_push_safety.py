@@ -13,11 +13,13 @@ import json
 from pathlib import Path
 
 import pytest
+import tensorflow as tf
 
 from components.serving_pusher import executor as pusher
 from models.errors import UserError
 from models.file_names import plain_file_name
 from models.text.tokenizer import TOKENIZER_FILE, Tokenizer
+from serving import versions
 
 
 def write_tokenized_tflite(directory: Path, vocabulary_file: str) -> Path:
@@ -105,3 +107,94 @@ def test_a_symlinked_tokenizer_file_is_refused(tmp_path):
     with pytest.raises(UserError, match=r"vocabulary\.txt is a symlink"):
         pusher.stage_tflite(str(tflite), staging)
     assert not (staging / "vocabulary.txt").exists()
+
+
+def populate_version(staging: Path) -> None:
+    """A version's files, as a SavedModel lays them out: `saved_model.pb` goes last."""
+    (staging / "variables").mkdir()
+    (staging / "variables" / "variables.index").write_bytes(b"index")
+    (staging / "variables" / "variables.data-00000-of-00001").write_bytes(b"data")
+    (staging / versions.SAVED_MODEL_FILE).write_bytes(b"pb")
+
+
+def kill_upload(monkeypatch: pytest.MonkeyPatch, *, after_files: int) -> None:
+    """The next upload stops after `after_files` files as if its pusher were killed:
+    nothing of it is deleted (a killed process runs no cleanup)."""
+    copied = []
+    real_copy = tf.io.gfile.copy
+
+    def copy(source: str, destination: str, overwrite: bool = False) -> None:
+        if len(copied) == after_files:
+            raise KeyboardInterrupt("killed")
+        copied.append(destination)
+        real_copy(source, destination, overwrite)
+
+    real_gfile = tf.io.gfile.GFile
+
+    def gfile(name: str, mode: str = "r") -> object:
+        if name.endswith(versions.PUBLISHED_MARKER):
+            raise KeyboardInterrupt("killed before the marker")
+        return real_gfile(name, mode)
+
+    monkeypatch.setattr(tf.io.gfile, "copy", copy)
+    monkeypatch.setattr(tf.io.gfile, "GFile", gfile)
+    monkeypatch.setattr(tf.io.gfile, "rmtree", lambda _: None)
+
+
+@pytest.mark.parametrize(
+    "after_files", [1, 3], ids=["killed_mid_upload", "killed_after_saved_model_pb"]
+)
+def test_an_interrupted_remote_publish_leaves_no_visible_version_and_the_next_removes_it(
+    tmp_path, monkeypatch, after_files
+):
+    base = f"ram://push-safety/{tmp_path.name}/serving/model"
+    published = versions.publish_version({base: populate_version})
+    assert tf.io.gfile.exists(f"{base}/{published}/{versions.PUBLISHED_MARKER}")
+
+    with monkeypatch.context() as killed:
+        kill_upload(killed, after_files=after_files)
+        with pytest.raises(KeyboardInterrupt):
+            versions.publish_version({base: populate_version})
+    (orphan,) = [
+        int(name.rstrip("/"))
+        for name in tf.io.gfile.listdir(base)
+        if name.rstrip("/").isdigit() and int(name.rstrip("/")) != published
+    ]
+    assert tf.io.gfile.listdir(f"{base}/{orphan}")  # the files the killed pusher uploaded
+    assert versions.existing_versions(base) == [published]
+    # Another pusher's upload may still be under way while the orphan is young.
+    assert versions.remove_orphans(base, now_ms=orphan + 1) == []
+    assert tf.io.gfile.isdir(f"{base}/{orphan}")
+
+    monkeypatch.setattr(versions, "ORPHAN_AGE_MS", 0)
+    latest = versions.publish_version({base: populate_version})
+    assert versions.existing_versions(base) == [published, latest]
+    assert not tf.io.gfile.exists(f"{base}/{orphan}")
+
+
+def test_incomplete_versions_from_before_the_markers_are_kept(tmp_path):
+    """A version published before leanline wrote markers is no orphan: it stays (and is
+    listed once its marker is written, README "Security")."""
+    base = f"ram://push-safety/{tmp_path.name}/serving/model"
+    legacy = f"{base}/1000"
+    tf.io.gfile.makedirs(legacy)
+    with tf.io.gfile.GFile(f"{legacy}/{versions.SAVED_MODEL_FILE}", "wb") as handle:
+        handle.write(b"pb")
+    published = versions.publish_version({base: populate_version})
+
+    assert versions.remove_orphans(base, now_ms=published * 2) == []
+    assert versions.existing_versions(base) == [published]
+    assert tf.io.gfile.exists(f"{legacy}/{versions.SAVED_MODEL_FILE}")
+
+
+def test_a_staged_file_named_as_the_marker_is_refused(tmp_path):
+    base = f"ram://push-safety/{tmp_path.name}/serving/model"
+
+    def populate(staging: Path) -> None:
+        populate_version(staging)
+        (staging / versions.PUBLISHED_MARKER).write_text("early")
+
+    with pytest.raises(UserError, match="completion marker"):
+        versions.publish_version({base: populate})
+    assert versions.existing_versions(base) == []
+    assert not tf.io.gfile.exists(base) or not tf.io.gfile.listdir(base)
