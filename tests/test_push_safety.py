@@ -9,6 +9,7 @@ is TensorFlow's in-process `ram://` file system standing in for gs://.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -16,10 +17,16 @@ import pytest
 import tensorflow as tf
 
 from components.serving_pusher import executor as pusher
+from kubeflow.runner import pin_remote_module
+from models.custom import loader
+from models.custom.loader import ModelModuleError, check_module
 from models.errors import UserError
 from models.file_names import plain_file_name
 from models.text.tokenizer import TOKENIZER_FILE, Tokenizer
+from pipeline.config import ConfigError, custom_config, load_config
 from serving import versions
+
+REPO = Path(__file__).resolve().parent.parent
 
 
 def write_tokenized_tflite(directory: Path, vocabulary_file: str) -> Path:
@@ -198,3 +205,55 @@ def test_a_staged_file_named_as_the_marker_is_refused(tmp_path):
         versions.publish_version({base: populate})
     assert versions.existing_versions(base) == []
     assert not tf.io.gfile.exists(base) or not tf.io.gfile.listdir(base)
+
+
+PENGUINS = REPO / "examples" / "custom_model"
+
+
+def upload(uri: str, content: bytes) -> str:
+    """Writes `content` to the object `uri` (replaced: ram:// does not truncate)."""
+    tf.io.gfile.makedirs(uri.rsplit("/", 1)[0])
+    if tf.io.gfile.exists(uri):
+        tf.io.gfile.remove(uri)
+    with tf.io.gfile.GFile(uri, "wb") as handle:
+        handle.write(content)
+    return uri
+
+
+def test_a_bucket_module_is_pinned_at_compile_and_a_pod_refuses_other_content(tmp_path):
+    content = (PENGUINS / "penguins_model.py").read_bytes()
+    module = upload(f"ram://push-safety/{tmp_path.name}/penguins_model_v1.py", content)
+    config = load_config(PENGUINS / "penguins.yaml").with_overrides(model={"module": module})
+
+    pinned = pin_remote_module(config, "--module")
+    digest = hashlib.sha256(content).hexdigest()
+    assert pinned.model.module_sha256 == digest
+    for sections in (("model",), ("model", "training"), ("model", "training", "compression")):
+        assert custom_config(pinned, sections)["model"]["module_sha256"] == digest
+    check_module(module, digest)  # a pod, with the content compiled in
+
+    upload(module, content + b"\nprint('whoever can write the object')\n")
+    loader._local_copy.cache_clear()  # the next pod reads the object again
+    tampered = hashlib.sha256(content + b"\nprint('whoever can write the object')\n").hexdigest()
+    with pytest.raises(ModelModuleError, match=f"sha256 {tampered}, not the {digest}"):
+        check_module(module, digest)
+
+
+def test_a_bucket_module_compile_cannot_read_is_refused_unless_its_hash_is_given(tmp_path):
+    module = f"ram://push-safety/{tmp_path.name}/unreadable.py"
+    config = load_config(PENGUINS / "penguins.yaml").with_overrides(model={"module": module})
+    with pytest.raises(
+        UserError, match=r"--module 'ram://.*unreadable\.py': cannot read it.*model\.module_sha256"
+    ):
+        pin_remote_module(config, "--module")
+
+    given = config.with_overrides(model={"module_sha256": "0" * 64})
+    assert pin_remote_module(given, "--module") is given
+
+
+def test_a_module_hash_needs_a_module_file_and_64_hex_digits():
+    config = load_config(PENGUINS / "penguins.yaml")
+    with pytest.raises(ConfigError, match="module_sha256"):
+        config.with_overrides(model={"module_sha256": "abc"})
+    with pytest.raises(ConfigError, match="module_sha256 is the hash of a module file"):
+        config.with_overrides(model={"module": "team_models.churn", "module_sha256": "0" * 64})
