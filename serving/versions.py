@@ -96,14 +96,17 @@ def remove_orphans(base_uri: str, now_ms: int) -> list[int]:
     """Removes the incomplete versions under a remote `base_uri` that a killed pusher
     left; returns their numbers. An incomplete version is an orphan when its number is
     more than ORPHAN_AGE_MS before `now_ms` (a younger one may be another pusher's
-    upload under way) and above the lowest complete version: versions published before
-    leanline wrote markers are all below it, and stay."""
+    upload under way; one numbered past the clock, after far-future versions, waits for
+    the clock) and above the lowest complete version: versions published before leanline
+    wrote markers are all below it, and stay. Buckets have no lock, so another pusher
+    may be removing the same orphan: one already gone is no error."""
     import tensorflow as tf  # only object stores need TensorFlow's file system
 
     complete, incomplete = _remote_versions(base_uri)
     orphans = [n for n in incomplete if complete and complete[0] < n < now_ms - ORPHAN_AGE_MS]
     for version in orphans:
-        tf.io.gfile.rmtree(_version_uri(base_uri, version))
+        with contextlib.suppress(tf.errors.NotFoundError):
+            tf.io.gfile.rmtree(_version_uri(base_uri, version))
     return orphans
 
 

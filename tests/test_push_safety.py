@@ -179,6 +179,19 @@ def test_an_interrupted_remote_publish_leaves_no_visible_version_and_the_next_re
     assert not tf.io.gfile.exists(f"{base}/{orphan}")
 
 
+def test_an_orphan_another_pusher_removed_first_is_no_error(tmp_path, monkeypatch):
+    base = f"ram://push-safety/{tmp_path.name}/serving/model"
+    published = versions.publish_version({base: populate_version})
+    tf.io.gfile.makedirs(f"{base}/{published + 1}/variables")
+
+    def removed_by_another_pusher(uri: str) -> None:
+        raise tf.errors.NotFoundError(None, None, f"{uri} is gone")
+
+    monkeypatch.setattr(tf.io.gfile, "rmtree", removed_by_another_pusher)
+    now = published + 1 + versions.ORPHAN_AGE_MS + 1
+    assert versions.remove_orphans(base, now_ms=now) == [published + 1]
+
+
 def test_incomplete_versions_from_before_the_markers_are_kept(tmp_path):
     """A version published before leanline wrote markers is no orphan: it stays (and is
     listed once its marker is written, README "Security")."""

@@ -1,7 +1,9 @@
 """Loads a user's model module (`model.module`) and checks its two functions.
 
 A module is a `.py` file (a local path, or a gs:// URI the pods read) or a dotted module
-name importable where the pipeline runs. Every failure is a UserError that names the
+name importable where the pipeline runs. A file is run only when its content has the
+hash `model.module_sha256` gives, if it gives one: `leanline compile` sets it for a
+bucket module, which whoever can write the object could otherwise change under the pods. Every failure is a UserError that names the
 module and the function, so a broken module stops a run before Transform, not inside it.
 """
 
