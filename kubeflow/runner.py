@@ -19,6 +19,7 @@ pushed models must be on a volume (or in the image), and Beam runs in the step's
 
 from __future__ import annotations
 
+import hashlib
 import json
 import posixpath
 import re
@@ -146,7 +147,7 @@ def cluster_config(
                 f"--module {module!r}: the config uses model.family {config.model.family!r}, "
                 "not a module"
             )
-        return config.with_overrides(model={"module": module})
+        return pin_remote_module(config.with_overrides(model={"module": module}), "--module")
     if (
         config.model.module_is_file
         and not is_remote_uri(config.model.module)
@@ -159,7 +160,33 @@ def cluster_config(
             f"holds it (an image built FROM leanline's, e.g. COPY it to {IMAGE_MODULES_DIR}/), "
             "or name a dotted module installed in the image"
         )
-    return config
+    return pin_remote_module(config, "model.module")
+
+
+def pin_remote_module(config: LeanlineConfig, option: str) -> LeanlineConfig:
+    """The config with `model.module_sha256` set to the content hash of a bucket module
+    file, read here through TensorFlow's file system. Every pod reads the object again
+    and runs it only with that content (models.custom.loader), so whoever can write the
+    object cannot run code in the pods, and the hash, part of the model section, is in
+    every step's cache key. A hash given in the config is kept unread (a machine without
+    the bucket's credentials compiles too): the pods check it all the same."""
+    module = config.model.module
+    if not (config.model.module_is_file and is_remote_uri(module)) or config.model.module_sha256:
+        return config
+    import tensorflow as tf  # only a bucket module is read here
+
+    try:
+        with tf.io.gfile.GFile(module, "rb") as handle:
+            digest = hashlib.sha256(handle.read()).hexdigest()
+    except tf.errors.OpError as error:
+        raise UserError(
+            f"{option} {module!r}: cannot read it to pin its content ({error.message}); the "
+            "pods run a bucket module only with the content hash compiled in: compile where "
+            "the bucket is readable, give the file's sha256 as model.module_sha256 (sha256sum "
+            "of the file you uploaded), or put the module in the image (a path there, or a "
+            "dotted module)"
+        ) from None
+    return config.with_overrides(model={"module_sha256": digest})
 
 
 def compile_pipeline(

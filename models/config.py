@@ -197,6 +197,10 @@ class ModelConfig(StrictSection):
     # module name. Exactly one of the two.
     family: Literal["tabular", "taxi", "digits", "text"] | None = None
     module: str | None = None
+    # The sha256 of a module file's content. A pod loads the module only with this
+    # content: a gs:// module is read by every pod, so whoever can overwrite the object
+    # could otherwise run code there. `leanline compile` sets it from the object.
+    module_sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")] | None = None
     # classification: class probabilities out; regression: one number, MSE loss.
     task: Literal["classification", "regression"] = "classification"
     features: FeaturesConfig = FeaturesConfig()
@@ -269,6 +273,10 @@ class ModelConfig(StrictSection):
             raise ValueError(
                 f"module {self.module!r} is neither a .py file nor a dotted module name "
                 "(e.g. models/churn.py or my_models.churn)"
+            )
+        if self.module_sha256 is not None and not self.module_is_file:
+            raise ValueError(
+                "module_sha256 is the hash of a module file: set `module` to a .py file"
             )
         if self.family in ("tabular", "taxi") and not self.features.all_columns():
             raise ValueError(

@@ -118,7 +118,7 @@ def run_local(
     """
     output_dir = config.output_path
     if config.model.module:  # a broken module stops the run now, not inside Transform
-        check_module(resolved_model(config)["module"])
+        check_module(resolved_model(config)["module"], config.model.module_sha256)
     checked = check_inputs(config, data_path(config, output_dir, data))  # seconds, not Beam
     fitted = fitted_to_data(config, checked)
     config = fitted.config

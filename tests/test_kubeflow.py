@@ -705,9 +705,11 @@ def test_a_model_module_reaches_the_pods_from_a_bucket_or_the_image(tmp_path):
                          data_path=DATA["penguins"])  # fmt: skip
 
     module = "gs://bucket/modules/penguins_model_v1.py"
+    # Given, as no bucket is readable here (tests/test_push_safety.py reads one on ram://).
+    module_sha256 = "5" * 64
     package = compile_pipeline(
-        config, tmp_path / "custom.yaml", image=IMAGE, pipeline_root="gs://bucket/root",
-        data_path=DATA["penguins"], module=module,
+        config.with_overrides(model={"module_sha256": module_sha256}), tmp_path / "custom.yaml",
+        image=IMAGE, pipeline_root="gs://bucket/root", data_path=DATA["penguins"], module=module,
     )  # fmt: skip
     tasks = parse_spec(package).root.dag.tasks
     assert (
@@ -718,6 +720,7 @@ def test_a_model_module_reaches_the_pods_from_a_bucket_or_the_image(tmp_path):
     for task in ("Transform", "Trainer", "Compressor"):
         model = json.loads(constant(tasks[task], "custom_config"))["model"]
         assert model["module"] == module, task
+        assert model["module_sha256"] == module_sha256, task  # each pod checks it
 
     with pytest.raises(UserError, match=r"--module 's3://bucket/m.py'.*opens gs://"):
         compile_pipeline(config, tmp_path / "s3.yaml", pipeline_root="gs://bucket/root",

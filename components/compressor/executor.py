@@ -329,7 +329,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         model = model_config(custom_config)
         if model.module:
             # Registers the module's custom Keras objects, which loading the model needs.
-            load_module(model.module)
+            load_module(model.module, model.module_sha256)
         float_model = keras.models.load_model(
             keras_model_path(path_utils.serving_model_path(model_uri)), compile=False
         )

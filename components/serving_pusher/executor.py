@@ -72,9 +72,10 @@ from components.slice_gate.spec import SLICE_FAILURES_PROPERTY, slice_name
 from models.common.data import read_split_examples
 from models.common.export import raw_specs, saved_classes
 from models.errors import UserError
+from models.file_names import plain_file_name
 from models.text.tokenizer import tokenizer_files
 from serving.check import ServableReport, check_servable
-from serving.versions import existing_versions, publish_version
+from serving.versions import existing_versions, is_remote, publish_version
 from serving.warmup import warmup_records, write_warmup_requests
 
 # How a change threshold reads: how far the metric may move vs the baseline.
@@ -285,16 +286,16 @@ def stage_saved_model(
 
 def stage_tflite(source_uri: str, staging: Path) -> None:
     """Copies the TFLite model, and the tokenizer files a token-id TFLite ships with,
-    after checking that the interpreter accepts it."""
+    after checking that the interpreter accepts it. The tokenizer's file names come
+    from its `tokenizer.json`, so they are plain file names (`tokenizer_files`) and
+    stay inside `staging`."""
     if not _is_file(source_uri):
         raise UserError(f"the model artifact has no TFLite model at {source_uri}")
     source_dir_uri, name = os.path.split(source_uri)
     target = staging / name
-    tf.io.gfile.copy(source_uri, str(target), overwrite=True)
+    copy_artifact_file(source_uri, target)
     for tokenizer_file in tokenizer_files(source_dir_uri):
-        tf.io.gfile.copy(
-            os.path.join(source_dir_uri, tokenizer_file), str(staging / tokenizer_file), True
-        )
+        copy_artifact_file(os.path.join(source_dir_uri, tokenizer_file), staging / tokenizer_file)
     try:
         with warnings.catch_warnings():
             # tf.lite.Interpreter warns that it moves to ai_edge_litert, which is not a dependency.
@@ -307,17 +308,39 @@ def stage_tflite(source_uri: str, staging: Path) -> None:
 def copy_to_local(source_uri: str, target: Path, skip_top_level: tuple[str, ...] = ()) -> None:
     """Copies every file under `source_uri` into the local directory `target` through
     TensorFlow's file system, leaving out the entries of `source_uri` named in
-    `skip_top_level`."""
+    `skip_top_level`. Every listed name must be a plain file name (an object store can
+    list `..`), and no entry may be a symlink (`refuse_symlink`): the copy holds only
+    what is inside the artifact, and writes only inside `target`."""
+    refuse_symlink(source_uri)
     for entry in tf.io.gfile.listdir(source_uri):
-        name = entry.rstrip("/")  # object stores list directories as `name/`
+        name = plain_file_name(entry.rstrip("/"), artifact=source_uri, field="an entry's name")
         if name in skip_top_level:
             continue
         source_entry_uri = os.path.join(source_uri, name)
         if tf.io.gfile.isdir(source_entry_uri):
+            refuse_symlink(source_entry_uri)
             (target / name).mkdir(exist_ok=True)
             copy_to_local(source_entry_uri, target / name)
         else:
-            tf.io.gfile.copy(source_entry_uri, str(target / name), overwrite=True)
+            copy_artifact_file(source_entry_uri, target / name)
+
+
+def copy_artifact_file(source_uri: str, target: Path) -> None:
+    """Copies one file of an artifact to the local `target`, refusing a symlink."""
+    refuse_symlink(source_uri)
+    tf.io.gfile.copy(source_uri, str(target), overwrite=True)
+
+
+def refuse_symlink(entry_uri: str) -> None:
+    """A UserError when `entry_uri`, in an artifact on the local file system, is a
+    symlink: TensorFlow's file system follows it, so a copy would take whatever it
+    points at (any file the pusher can read) into the served version. Object stores
+    (`gs://`) have no symlinks."""
+    if not is_remote(entry_uri) and os.path.islink(entry_uri):
+        raise UserError(
+            f"{entry_uri} is a symlink (to {os.readlink(entry_uri)}): a model artifact's files "
+            "must be in it, not linked from elsewhere; copy the file into the artifact"
+        )
 
 
 def _is_file(uri: str) -> bool:

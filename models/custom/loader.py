@@ -1,7 +1,9 @@
 """Loads a user's model module (`model.module`) and checks its two functions.
 
 A module is a `.py` file (a local path, or a gs:// URI the pods read) or a dotted module
-name importable where the pipeline runs. Every failure is a UserError that names the
+name importable where the pipeline runs. A file is run only when its content has the
+hash `model.module_sha256` gives, if it gives one: `leanline compile` sets it for a
+bucket module, which whoever can write the object could otherwise change under the pods. Every failure is a UserError that names the
 module and the function, so a broken module stops a run before Transform, not inside it.
 """
 
@@ -56,14 +58,20 @@ def _local_copy(uri: str) -> Path:
     return target
 
 
-def _load_file(path: str) -> ModuleType:
+def _load_file(path: str, sha256: str | None) -> ModuleType:
     file = _local_copy(path) if "://" in path else Path(path)
     if not file.is_file():
         raise ModelModuleError(f"model.module {path}: no such file")
+    digest = hashlib.sha256(file.read_bytes()).hexdigest()
+    if sha256 is not None and digest != sha256:
+        raise ModelModuleError(
+            f"model.module {path}: its content has sha256 {digest}, not the {sha256} of "
+            "model.module_sha256 (the module the pipeline was compiled with): it changed "
+            "since; compile again to run the new content, or restore the old"
+        )
     # A name per file content: two modules called model.py, or an edited one, never share
     # an entry in sys.modules.
-    digest = hashlib.sha256(file.read_bytes()).hexdigest()[:12]
-    name = f"leanline_model_module_{file.stem}_{digest}"
+    name = f"leanline_model_module_{file.stem}_{digest[:12]}"
     if name in sys.modules:
         return sys.modules[name]
     spec = importlib.util.spec_from_file_location(name, file)
@@ -80,11 +88,12 @@ def _load_file(path: str) -> ModuleType:
     return module
 
 
-def load_module(module: str) -> ModuleType:
+def load_module(module: str, sha256: str | None = None) -> ModuleType:
     """The module `model.module` names, executed once per process and file content
-    (Transform traces the preprocessing_fn about ten times)."""
+    (Transform traces the preprocessing_fn about ten times). A file is executed only
+    when its content has the `sha256` given (`model.module_sha256`), if one is."""
     if module.endswith(".py"):
-        return _load_file(module)
+        return _load_file(module, sha256)
     try:
         return importlib.import_module(module)
     except ModuleNotFoundError as error:
@@ -98,9 +107,10 @@ def load_module(module: str) -> ModuleType:
         raise _import_failure(module, error) from None
 
 
-def module_function(module: str, name: str) -> Callable[..., Any]:
-    """`name` from the module, checked to take the two arguments of MODULE_FUNCTIONS."""
-    function = getattr(load_module(module), name, None)
+def module_function(module: str, name: str, sha256: str | None = None) -> Callable[..., Any]:
+    """`name` from the module (`load_module`), checked to take the two arguments of
+    MODULE_FUNCTIONS."""
+    function = getattr(load_module(module, sha256), name, None)
     contract = MODULE_FUNCTIONS[name]
     if function is None:
         raise ModelModuleError(f"model.module {module}: defines no {name}; expected {contract}")
@@ -120,7 +130,7 @@ def module_function(module: str, name: str) -> Callable[..., Any]:
     return function
 
 
-def check_module(module: str) -> None:
+def check_module(module: str, sha256: str | None = None) -> None:
     """Imports the module and checks both functions; raises ModelModuleError."""
     for name in MODULE_FUNCTIONS:
-        module_function(module, name)
+        module_function(module, name, sha256)

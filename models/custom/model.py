@@ -15,7 +15,7 @@ from models.custom.loader import module_function
 
 
 def build_model(inputs: Mapping[str, ModelInput], model: ModelConfig) -> keras.Model:
-    return module_function(model.module, "build_model")(inputs, model)
+    return module_function(model.module, "build_model", model.module_sha256)(inputs, model)
 
 
 def run_fn(fn_args: FnArgs) -> None:

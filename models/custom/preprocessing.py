@@ -18,7 +18,11 @@ def preprocessing_fn(
     inputs: Mapping[str, Any], custom_config: Mapping[str, Any]
 ) -> dict[str, tf.Tensor]:
     model = model_config(custom_config)
-    outputs = dict(module_function(model.module, "preprocessing_fn")(inputs, custom_config))
+    outputs = dict(
+        module_function(model.module, "preprocessing_fn", model.module_sha256)(
+            inputs, custom_config
+        )
+    )
     if LABEL_KEY in outputs:  # else the Trainer names what is missing
         outputs[LABEL_KEY] = with_class_names(outputs[LABEL_KEY], model.label.classes)
     return outputs

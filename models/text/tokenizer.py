@@ -28,6 +28,8 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import tensorflow as tf
 
+from models.file_names import plain_file_name
+
 # The padding token: reserved first in the vocabulary, so its id is 0. Lowercasing and
 # separator stripping keep any text from producing it.
 PAD_TOKEN = "[PAD]"
@@ -118,8 +120,7 @@ class Tokenizer:
     @classmethod
     def read(cls, directory: str) -> Tokenizer:
         """The tokenizer a run shipped in `directory` (a local path or a gs:// URI)."""
-        with tf.io.gfile.GFile(os.path.join(directory, TOKENIZER_FILE)) as handle:
-            rule = TokenizerRule(**json.load(handle))
+        rule = read_rule(directory)
         with tf.io.gfile.GFile(os.path.join(directory, rule.vocabulary_file), "rb") as handle:
             return cls(rule, handle.read().splitlines())
 
@@ -151,10 +152,20 @@ def write_tokenizer(directory: str, vocabulary_file: str, rule: TokenizerRule) -
         handle.write(json.dumps(asdict(rule), indent=2) + "\n")
 
 
-def tokenizer_files(directory: str) -> list[str]:
-    """The files of the tokenizer shipped in `directory`; none where there is none."""
+def read_rule(directory: str) -> TokenizerRule:
+    """The rule of `directory`'s `tokenizer.json`. Its `vocabulary_file` is joined to
+    `directory` by readers and copied by name by the pusher, so anything but a plain file
+    name is refused (a UserError naming the file): `../..` would leave the directory."""
     path = os.path.join(directory, TOKENIZER_FILE)
-    if not tf.io.gfile.exists(path):
-        return []
     with tf.io.gfile.GFile(path) as handle:
-        return TokenizerRule(**json.load(handle)).files
+        rule = TokenizerRule(**json.load(handle))
+    plain_file_name(rule.vocabulary_file, artifact=path, field="vocabulary_file")
+    return rule
+
+
+def tokenizer_files(directory: str) -> list[str]:
+    """The files of the tokenizer shipped in `directory` (plain file names, see
+    `read_rule`); none where there is none."""
+    if not tf.io.gfile.exists(os.path.join(directory, TOKENIZER_FILE)):
+        return []
+    return read_rule(directory).files
