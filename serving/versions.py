@@ -217,8 +217,18 @@ def _remove_stale_staging(base_dir: Path) -> None:
             shutil.rmtree(entry, ignore_errors=True)
 
 
+def _taken_versions(base_dir: str | Path) -> list[int]:
+    """Every version number in use under `base_dir`: the published ones and, on an object
+    store, the incomplete uploads too, so that a new version never lands in one (an upload
+    refuses an existing directory)."""
+    if not is_remote(base_dir):
+        return existing_versions(base_dir)
+    complete, incomplete = _remote_versions(str(base_dir))
+    return complete + incomplete
+
+
 def _next_version(base_dirs: list[str | Path]) -> int:
-    highest = max((v for base in base_dirs for v in existing_versions(base)), default=0)
+    highest = max((v for base in base_dirs for v in _taken_versions(base)), default=0)
     return max(time.time_ns() // 1_000_000, highest + 1)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -177,6 +178,22 @@ def test_an_interrupted_remote_publish_leaves_no_visible_version_and_the_next_re
     latest = versions.publish_version({base: populate_version})
     assert versions.existing_versions(base) == [published, latest]
     assert not tf.io.gfile.exists(f"{base}/{orphan}")
+
+
+def test_a_new_version_never_lands_in_an_incomplete_upload_too_young_to_remove(
+    tmp_path, monkeypatch
+):
+    base = f"ram://push-safety/{tmp_path.name}/serving/model"
+    with monkeypatch.context() as clock_ahead:  # a pusher whose clock ran a day fast
+        ahead_ns = time.time_ns() + 86_400 * 10**9
+        clock_ahead.setattr(versions.time, "time_ns", lambda: ahead_ns)
+        published = versions.publish_version({base: populate_version})
+    # A killed pusher's upload after it, numbered past the clock: no orphan yet.
+    young_orphan = published + 1
+    tf.io.gfile.makedirs(f"{base}/{young_orphan}/variables")
+    latest = versions.publish_version({base: populate_version})
+    assert latest > young_orphan
+    assert versions.existing_versions(base) == [published, latest]
 
 
 def test_an_orphan_another_pusher_removed_first_is_no_error(tmp_path, monkeypatch):
