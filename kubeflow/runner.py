@@ -215,8 +215,9 @@ def compile_pipeline(
     if on_launcher_copies(pipeline_root):
         _check_launcher_copies_fit(config.name, pipeline_root, serving_root, config.kubeflow, fmt)
     serving_root = check_cluster_uri("--serving-root", serving_root or pipeline_root)
-    config = cluster_config(config, schema, module)
+    # The data path first: pinning a bucket module (cluster_config) loads TensorFlow.
     data_path = cluster_data_path(config, data_path)
+    config = cluster_config(config, schema, module)
     # TFX loads only now: a wrong flag fails at once, not after TensorFlow's import.
     from tfx.orchestration.kubeflow.v2 import kubeflow_v2_dag_runner
 

@@ -318,7 +318,6 @@ def copy_to_local(source_uri: str, target: Path, skip_top_level: tuple[str, ...]
             continue
         source_entry_uri = os.path.join(source_uri, name)
         if tf.io.gfile.isdir(source_entry_uri):
-            refuse_symlink(source_entry_uri)
             (target / name).mkdir(exist_ok=True)
             copy_to_local(source_entry_uri, target / name)
         else:

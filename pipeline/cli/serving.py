@@ -148,7 +148,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     check_parser.set_defaults(handler=check_servable)
 
 
-# Handlers import their modules lazily: most of them load TensorFlow, which takes seconds.
+# Handlers that load TensorFlow (predict, check-servable) import it inside, which takes
+# seconds; the others run without it.
 
 
 def serving_config(args: argparse.Namespace) -> int:
