@@ -23,8 +23,7 @@ from typing import Any
 import tensorflow_transform as tft
 import tf_keras as keras
 
-from benchmarks.provenance import load_results, save_results, stamped
-from benchmarks.readme import measured_at
+from benchmarks.provenance import load_results, measured_at, save_results, stamped
 from benchmarks.readme import refresh as refresh_readmes
 from models.common import compression, compression_report
 from models.common.compress import compress_as_configured

@@ -1,7 +1,7 @@
 """The Performance section of README.md: the headline figure of each benchmark, from its results.
 
 Invariant: every figure here is read from a results file and closes with the provenance of
-the measurement it comes from (`benchmarks.readme.measured_at`); a benchmark whose results
+the measurement it comes from (`benchmarks.provenance.measured_at`); a benchmark whose results
 are absent contributes nothing rather than an old figure.
 """
 
@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks import inference, tfx_penguin
-from benchmarks.readme import measured_at
+from benchmarks.provenance import measured_at
 
 Results = dict[str, Any]
 

@@ -33,8 +33,7 @@ import tensorflow as tf
 import tensorflow_transform as tft
 from ml_metadata.proto import metadata_store_pb2
 
-from benchmarks.provenance import load_results, save_results, stamped
-from benchmarks.readme import measured_at
+from benchmarks.provenance import load_results, measured_at, save_results, stamped
 from benchmarks.readme import refresh as refresh_readmes
 from components.compressor.spec import (
     COMPRESSED_MODEL_KEY,

@@ -52,8 +52,7 @@ import numpy as np
 import pandas as pd
 import psutil
 
-from benchmarks.provenance import load_results, save_results, stamped
-from benchmarks.readme import measured_at
+from benchmarks.provenance import GIB, load_results, measured_at, save_results, stamped
 from benchmarks.readme import refresh as refresh_readmes
 
 BENCHMARKS_DIR = Path(__file__).resolve().parent
@@ -70,7 +69,7 @@ BEAM_MODES: dict[str, list[str]] = {
 THROUGHPUT_COMPONENTS = ("CsvExampleGen", "StatisticsGen", "Transform")
 DEFAULT_STEPS_PER_EPOCH = 1000
 RSS_SAMPLE_SECONDS = 0.2
-GIB = 1024**3
+
 MIB = 1024**2
 
 

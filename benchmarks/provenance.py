@@ -16,6 +16,7 @@ import os
 import platform
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,15 @@ def _git(code_dir: Path, *args: str) -> str:
 
 def commit_of(code_dir: Path) -> str:
     return _git(code_dir, "rev-parse", "HEAD")
+
+
+def is_ancestor_of_head(commit: str, code_dir: Path = REPO_ROOT) -> bool:
+    """Whether `commit` is HEAD or one of its ancestors; raises for what is no commit."""
+    command = ["git", "merge-base", "--is-ancestor", commit, "HEAD"]
+    answer = subprocess.run(command, cwd=code_dir, capture_output=True, text=True)
+    if answer.returncode not in (0, 1):  # 1: a commit, not an ancestor
+        raise ValueError(f"{commit!r} is no commit of {code_dir}: {answer.stderr.strip()}")
+    return answer.returncode == 0
 
 
 def _uncommitted_changes(code_dir: Path) -> list[str]:
@@ -94,3 +104,41 @@ def save_results(results: dict[str, Any], path: Path) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(results, indent=2) + "\n")
     os.replace(tmp, path)
+
+
+class MissingProvenance(ValueError):
+    """A measurement without the commit, date, machine and command that made it."""
+
+
+def provenance_of(label: str, measurement: dict[str, Any]) -> dict[str, Any]:
+    found = measurement.get("provenance")
+    if not found or not found.get("commit"):
+        raise MissingProvenance(
+            f"{label}: no provenance in its results entry; measure it again with the benchmark "
+            "(its figures cannot be shown without the commit that made them)"
+        )
+    return found
+
+
+def _machine_words(machine: dict[str, Any]) -> str:
+    cpu = f" ({machine['cpu']})" if machine.get("cpu") else ""
+    return f"{machine['cpus']} CPUs{cpu}, {machine['memory_gib']} GiB"
+
+
+def measured_at(measurements: Sequence[tuple[str, dict[str, Any]]]) -> str:
+    """The closing line(s) of a block: the provenance of each measurement it shows, grouped
+    by commit and command, naming what was measured when there is more than one group."""
+    groups: dict[tuple[str, str, str], list[str]] = {}
+    dates: dict[tuple[str, str, str], list[str]] = {}
+    for label, measurement in measurements:
+        found = provenance_of(label, measurement)
+        key = (found["commit"], found["command"], _machine_words(found["machine"]))
+        groups.setdefault(key, []).append(label)
+        dates.setdefault(key, []).append(found["date"][:10])
+    lines = []
+    for (commit, command, machine), labels in groups.items():
+        days = sorted(set(dates[(commit, command, machine)]))
+        when = days[0] if len(days) == 1 else f"{days[0]} to {days[-1]}"
+        what = f"- {', '.join(labels)}: measured" if len(groups) > 1 else "Measured"
+        lines.append(f"{what} at commit `{commit[:10]}` on {when}, {machine}: `{command}`.")
+    return "\n".join(lines)

@@ -24,9 +24,8 @@ import importlib
 import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
 
-from benchmarks.provenance import REPO_ROOT, load_results
+from benchmarks.provenance import REPO_ROOT, MissingProvenance, load_results
 
 BENCHMARKS_README = REPO_ROOT / "benchmarks" / "README.md"
 TOP_README = REPO_ROOT / "README.md"
@@ -35,10 +34,6 @@ RESULTS_DIR = REPO_ROOT / "benchmarks" / "results"
 BLOCK = re.compile(
     r"<!-- (?P<name>[a-z0-9-]+):begin -->\n(?P<body>.*?)\n<!-- (?P=name):end -->", re.S
 )
-
-
-class MissingProvenance(ValueError):
-    """A measurement without the commit, date, machine and command that made it."""
 
 
 class UnknownBlock(LookupError):
@@ -51,7 +46,9 @@ class Block:
 
     readme: Path
     results: tuple[str, ...]  # file names under benchmarks/results/
-    renderer: str  # "module:function", called with one results dict per file
+    # "module:function", called with one results dict per file; imported when rendered,
+    # since the benchmarks that hold the renderers call refresh() of this module.
+    renderer: str
 
     def render(self) -> str:
         module_name, function_name = self.renderer.split(":")
@@ -95,43 +92,6 @@ BLOCKS: dict[str, Block] = {
 }
 
 
-# --- provenance lines ------------------------------------------------------------------------
-
-
-def provenance_of(label: str, measurement: dict[str, Any]) -> dict[str, Any]:
-    found = measurement.get("provenance")
-    if not found or not found.get("commit"):
-        raise MissingProvenance(
-            f"{label}: no provenance in its results entry; measure it again with the benchmark "
-            "(its figures cannot be shown without the commit that made them)"
-        )
-    return found
-
-
-def _machine_words(machine: dict[str, Any]) -> str:
-    cpu = f" ({machine['cpu']})" if machine.get("cpu") else ""
-    return f"{machine['cpus']} CPUs{cpu}, {machine['memory_gib']} GiB"
-
-
-def measured_at(measurements: Sequence[tuple[str, dict[str, Any]]]) -> str:
-    """The closing line(s) of a block: the provenance of each measurement it shows, grouped
-    by commit and command, naming what was measured when there is more than one group."""
-    groups: dict[tuple[str, str, str], list[str]] = {}
-    dates: dict[tuple[str, str, str], list[str]] = {}
-    for label, measurement in measurements:
-        found = provenance_of(label, measurement)
-        key = (found["commit"], found["command"], _machine_words(found["machine"]))
-        groups.setdefault(key, []).append(label)
-        dates.setdefault(key, []).append(found["date"][:10])
-    lines = []
-    for (commit, command, machine), labels in groups.items():
-        days = sorted(set(dates[(commit, command, machine)]))
-        when = days[0] if len(days) == 1 else f"{days[0]} to {days[-1]}"
-        what = f"- {', '.join(labels)}: measured" if len(groups) > 1 else "Measured"
-        lines.append(f"{what} at commit `{commit[:10]}` on {when}, {machine}: `{command}`.")
-    return "\n".join(lines)
-
-
 # --- the READMEs -------------------------------------------------------------------------------
 
 
@@ -151,28 +111,40 @@ def _shown(readme: Path) -> str:
     return str(readme.relative_to(REPO_ROOT)) if readme.is_relative_to(REPO_ROOT) else str(readme)
 
 
-def _rendered_blocks(readme: Path) -> Iterator[tuple[re.Match[str], str | Exception]]:
-    """Each block of `readme` with its fresh text, or what stopped it from rendering."""
-    for match in blocks_in(readme.read_text()):
+@dataclass(frozen=True)
+class Refreshed:
+    """A README's text, that text with every block that renders rendered afresh from the
+    results, the blocks whose text changed, and what stopped the others."""
+
+    text: str
+    fresh: str
+    stale: list[str]
+    stopped: list[str]
+
+
+def _refreshed(readme: Path) -> Refreshed:
+    text = readme.read_text()
+    fresh, stale, stopped = text, [], []
+    for match in reversed(list(blocks_in(text))):
         try:
-            yield match, _block(readme, match["name"]).render()
+            body = _block(readme, match["name"]).render()
         except (MissingProvenance, UnknownBlock) as error:
-            yield match, error
+            stopped.insert(0, f"{_shown(readme)}: {match['name']}: {error}")
+            continue
+        if body != match["body"]:
+            stale.insert(0, match["name"])
+            fresh = fresh[: match.start("body")] + body + fresh[match.end("body") :]
+    return Refreshed(text, fresh, stale, stopped)
 
 
 def problems(readme: Path) -> list[str]:
     """What is wrong with the figures of `readme`: blocks that do not render, or whose text
     is not what the results render."""
-    found = []
-    for match, fresh in _rendered_blocks(readme):
-        if isinstance(fresh, Exception):
-            found.append(f"{_shown(readme)}: {match['name']}: {fresh}")
-        elif fresh != match["body"]:
-            found.append(
-                f"{_shown(readme)}: {match['name']} is not what its results "
-                "render: run `python -m benchmarks.readme`"
-            )
-    return found
+    refreshed = _refreshed(readme)
+    return refreshed.stopped + [
+        f"{_shown(readme)}: {name} is not what its results render: run `python -m benchmarks.readme`"
+        for name in refreshed.stale
+    ]
 
 
 def absent() -> list[str]:
@@ -188,13 +160,10 @@ def refresh() -> list[str]:
     """Rewrites every block that renders; prints and returns what stopped the others."""
     stopped = []
     for readme in READMES:
-        text = readme.read_text()
-        for match, fresh in reversed(list(_rendered_blocks(readme))):
-            if isinstance(fresh, Exception):
-                stopped.append(f"{_shown(readme)}: {match['name']}: {fresh}")
-            else:
-                text = text[: match.start("body")] + fresh + text[match.end("body") :]
-        readme.write_text(text)
+        refreshed = _refreshed(readme)
+        if refreshed.stale:
+            readme.write_text(refreshed.fresh)
+        stopped += refreshed.stopped
     for problem in stopped:
         print(f"README not refreshed: {problem}", file=sys.stderr)
     return stopped
@@ -213,8 +182,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    # The renderers import `benchmarks.readme`; run that module, not this `__main__` copy,
-    # so that both raise and catch the same MissingProvenance.
-    from benchmarks import readme
-
-    sys.exit(readme.main())
+    sys.exit(main())

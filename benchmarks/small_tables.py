@@ -37,8 +37,7 @@ from sklearn.metrics import accuracy_score, mean_absolute_error
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from benchmarks.provenance import save_results, stamped
-from benchmarks.readme import measured_at
+from benchmarks.provenance import measured_at, save_results, stamped
 from benchmarks.readme import refresh as refresh_readmes
 from pipeline.config import load_config, load_run_config
 from pipeline.local_runner import run_local

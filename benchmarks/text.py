@@ -27,8 +27,7 @@ import tensorflow as tf
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegressionCV
 
-from benchmarks.provenance import save_results, stamped
-from benchmarks.readme import measured_at
+from benchmarks.provenance import measured_at, save_results, stamped
 from benchmarks.readme import refresh as refresh_readmes
 from pipeline.config import LeanlineConfig, load_config
 from pipeline.local_runner import run_local

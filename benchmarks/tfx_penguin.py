@@ -49,8 +49,7 @@ from benchmarks.pipeline import (
     leanline_run_command,
     run_measured,
 )
-from benchmarks.provenance import save_results, stamped
-from benchmarks.readme import measured_at
+from benchmarks.provenance import measured_at, save_results, stamped
 from benchmarks.readme import refresh as refresh_readmes
 
 RESULTS_FILE = BENCHMARKS_DIR / "results" / "tfx_penguin.json"

@@ -53,8 +53,7 @@ from benchmarks.pipeline import (
     leanline_run_command,
     run_measured,
 )
-from benchmarks.provenance import commit_of, load_results, save_results, stamped
-from benchmarks.readme import measured_at
+from benchmarks.provenance import commit_of, load_results, measured_at, save_results, stamped
 from benchmarks.readme import refresh as refresh_readmes
 
 RESULTS_FILE = BENCHMARKS_DIR / "results" / "transform.json"

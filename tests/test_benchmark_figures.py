@@ -13,7 +13,13 @@ from typing import Any
 import pytest
 
 from benchmarks import readme
-from benchmarks.provenance import REPO_ROOT
+from benchmarks.provenance import (
+    REPO_ROOT,
+    MissingProvenance,
+    commit_of,
+    is_ancestor_of_head,
+    measured_at,
+)
 
 READMES = readme.READMES
 # A measured figure: seconds, minutes, sizes, ratios, points, rows/s, a percentage with
@@ -52,17 +58,10 @@ def provenances(node: Any) -> list[dict[str, Any]]:
     return []
 
 
-def git(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True)
-
-
-def is_ancestor_of_head(commit: str) -> bool:
-    return git("merge-base", "--is-ancestor", commit, "HEAD").returncode == 0
-
-
 def history_missing() -> str | None:
     """Why this checkout cannot tell ancestors apart, or None when it can."""
-    shallow = git("rev-parse", "--is-shallow-repository")
+    command = ["git", "rev-parse", "--is-shallow-repository"]
+    shallow = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True)
     if shallow.returncode != 0:
         return "not a git checkout"
     return "a shallow clone: the history is not here" if shallow.stdout.strip() == "true" else None
@@ -105,9 +104,22 @@ def test_the_checks_catch_a_figure_a_stale_block_and_a_foreign_commit(
     assert len(stray_figures("The run takes 66 s, is 4.6x smaller and 1.5 times faster.")) == 3
     assert stray_figures("Target: within 90 s; `--sizes 15000`; >= 10x.") == []
     assert stray_figures("<!-- text:begin -->\n66 s\n<!-- text:end -->") == []
-    assert history_missing() is not None or not is_ancestor_of_head("0" * 40)
-    with pytest.raises(readme.MissingProvenance):
-        readme.measured_at([("a run", {"wall_seconds": 66.0})])
+    if history_missing() is None:
+        head = commit_of(REPO_ROOT)
+        # A commit made after HEAD, on no branch: a measurement's commit from elsewhere.
+        child = subprocess.run(
+            ["git", "commit-tree", "HEAD^{tree}", "-p", head, "-m", "not on this history"],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        assert is_ancestor_of_head(head)
+        assert not is_ancestor_of_head(child)
+        with pytest.raises(ValueError):
+            is_ancestor_of_head("0" * 40)
+    with pytest.raises(MissingProvenance):
+        measured_at([("a run", {"wall_seconds": 66.0})])
     page = tmp_path / "README.md"
     page.write_text("<!-- small-tables:begin -->\nold figures\n<!-- small-tables:end -->\n")
     block = readme.BLOCKS["small-tables"]
