@@ -5,6 +5,7 @@ names a clean commit that is an ancestor of HEAD, and no figure stands outside a
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 from pathlib import Path
@@ -113,6 +114,14 @@ def test_the_checks_catch_a_figure_a_stale_block_and_a_foreign_commit(
             capture_output=True,
             text=True,
             check=True,
+            # A clone on a CI machine may have no git identity.
+            env={
+                **os.environ,
+                "GIT_AUTHOR_NAME": "test",
+                "GIT_AUTHOR_EMAIL": "test@localhost",
+                "GIT_COMMITTER_NAME": "test",
+                "GIT_COMMITTER_EMAIL": "test@localhost",
+            },
         ).stdout.strip()
         assert is_ancestor_of_head(head)
         assert not is_ancestor_of_head(child)
